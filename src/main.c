@@ -10,11 +10,14 @@
 #include <librdkafka/rdkafka.h>
 
 #include "zw/config.h"
+#include "zw/event.h"
 #include "zw/log.h"
 #include "zw/version.h"
 #include "zw/worker.h"
 
-#define EXIT_USAGE 64 /* sysexits.h EX_USAGE */
+#define EXIT_USAGE 64   /* sysexits.h EX_USAGE */
+#define EXIT_DATAERR 65 /* sysexits.h EX_DATAERR */
+#define EVENT_FILE_MAX (16 * 1024 * 1024)
 
 static void usage(FILE *out)
 {
@@ -28,6 +31,8 @@ static void usage(FILE *out)
             "                         SIGTERM or SIGINT (a second signal exits at once)\n"
             "  check-config -c FILE   validate FILE (and read its secrets) without starting;\n"
             "                         exit 0 if it is valid, 78 if not\n"
+            "  validate-event FILE... check provisioning requests (JSON files) as the\n"
+            "                         worker would; exit 0 if all are valid, 65 if not\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE      the configuration file (libconfig syntax)\n"
@@ -67,6 +72,45 @@ static void print_summary(const zw_config_t *c)
     }
     printf("  worker: max_in_flight %d, max_attempts %d%s\n", c->worker.max_in_flight,
            c->worker.max_attempts, c->worker.dry_run ? ", DRY RUN" : "");
+}
+
+/* Validates each file as a provisioning request, one line per file. */
+static int validate_events(int argc, char **argv)
+{
+    int invalid = 0;
+
+    for (int i = 0; i < argc; i++) {
+        char errstr[512], *event_id = NULL, *buf;
+        zw_event_t event;
+        zw_event_error_t err;
+        size_t len;
+        FILE *f = fopen(argv[i], "rb");
+
+        if (!f) {
+            printf("%s: unreadable\n", argv[i]);
+            invalid++;
+            continue;
+        }
+        buf = malloc(EVENT_FILE_MAX + 1);
+        len = buf ? fread(buf, 1, EVENT_FILE_MAX + 1, f) : 0;
+        fclose(f);
+        if (!buf) {
+            fprintf(stderr, "zendesk-worker: out of memory\n");
+            return ZW_EXIT_SOFTWARE;
+        }
+        err = zw_event_parse(buf, len, EVENT_FILE_MAX, &event, &event_id, errstr,
+                             sizeof(errstr));
+        if (err == ZW_EVENT_OK) {
+            printf("%s: valid\n", argv[i]);
+            zw_event_cleanup(&event);
+        } else {
+            printf("%s: invalid: %s: %s\n", argv[i], zw_event_error_name(err), errstr);
+            invalid++;
+        }
+        free(event_id);
+        free(buf);
+    }
+    return invalid ? EXIT_DATAERR : 0;
 }
 
 int main(int argc, char **argv)
@@ -114,6 +158,13 @@ int main(int argc, char **argv)
     if (strcmp(command, "version") == 0) {
         version();
         return 0;
+    }
+    if (strcmp(command, "validate-event") == 0) {
+        if (optind >= argc) {
+            fprintf(stderr, "zendesk-worker: validate-event needs one or more files\n");
+            return EXIT_USAGE;
+        }
+        return validate_events(argc - optind, argv + optind);
     }
     if (strcmp(command, "run") != 0 && strcmp(command, "check-config") != 0) {
         fprintf(stderr, "zendesk-worker: unknown command '%s'\n\n", command);
