@@ -185,7 +185,11 @@ static int topic_create(rd_kafka_t *rk, const char *topic)
         return -1;
     }
     options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    if (rd_kafka_AdminOptions_set_operation_timeout(options, ADMIN_TIMEOUT_MS, errstr,
+    /* The request timeout makes an unreachable broker come back as an error result
+     * rather than as a silent queue poll timeout. */
+    if (rd_kafka_AdminOptions_set_request_timeout(options, ADMIN_TIMEOUT_MS, errstr,
+                                                  sizeof(errstr)) ||
+        rd_kafka_AdminOptions_set_operation_timeout(options, ADMIN_TIMEOUT_MS, errstr,
                                                     sizeof(errstr))) {
         fail("CreateTopics options: %s", errstr);
         rd_kafka_AdminOptions_destroy(options);
@@ -222,7 +226,11 @@ static int topic_delete(rd_kafka_t *rk, const char *topic)
 
     delt = rd_kafka_DeleteTopic_new(topic);
     options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
-    if (rd_kafka_AdminOptions_set_operation_timeout(options, ADMIN_TIMEOUT_MS, errstr,
+    /* The request timeout makes an unreachable broker come back as an error result
+     * rather than as a silent queue poll timeout. */
+    if (rd_kafka_AdminOptions_set_request_timeout(options, ADMIN_TIMEOUT_MS, errstr,
+                                                  sizeof(errstr)) ||
+        rd_kafka_AdminOptions_set_operation_timeout(options, ADMIN_TIMEOUT_MS, errstr,
                                                     sizeof(errstr))) {
         fail("DeleteTopics options: %s", errstr);
         rd_kafka_AdminOptions_destroy(options);
