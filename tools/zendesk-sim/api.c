@@ -19,7 +19,7 @@ typedef enum {
     R_GROUPS_LIST, R_GROUPS_CREATE,
     R_DELETED_LIST, R_DELETED_SHOW, R_DELETED_DELETE,
     R_JOB_SHOW, R_JOBS_SHOW_MANY, R_JOBS_LIST,
-    R_INCREMENTAL, R_OAUTH_TOKENS
+    R_INCREMENTAL, R_OAUTH_TOKENS, R_SEARCH_ALL
 } route_t;
 
 typedef struct ctx_s {
@@ -153,6 +153,10 @@ static void route(ctx_t *c)
             sim_strlcpy(c->job_id, segs[1], sizeof(c->job_id));
             if (get) SET(R_JOB_SHOW, "GET /api/v2/job_statuses/{id}");
         }
+        return;
+    }
+    if (n == 1 && SEG(0, "search") && get) {
+        SET(R_SEARCH_ALL, "GET /api/v2/search");
         return;
     }
     if (n == 3 && SEG(0, "incremental") && SEG(1, "users") && SEG(2, "cursor") && get)
@@ -701,9 +705,9 @@ static bool contains_ci(const char *hay, const char *needle)
 
 /* Search: query terms "email:x", "external_id:x", "role:agent", "name:x", "type:user", or
  * free text (name or e-mail contains); also the external_id= parameter. Offset pages only. */
-static void search(ctx_t *c)
+static void search(ctx_t *c, bool general)
 {
-    char email[256] = "", ext[256] = "", role[16] = "", name[128] = "", text[128] = "";
+    char email[256] = "", ext[256] = "", role[16] = "", name[128] = "", text[128] = "", type[32] = "";
     const char *extp = Q(c, "external_id"), *query = Q(c, "query");
     if (extp)
         sim_strlcpy(ext, extp, sizeof(ext));
@@ -730,6 +734,7 @@ static void search(ctx_t *c)
                 else if (!strcmp(t, "external_id")) sim_strlcpy(ext, v, sizeof(ext));
                 else if (!strcmp(t, "role")) sim_strlcpy(role, v, sizeof(role));
                 else if (!strcmp(t, "name")) sim_strlcpy(name, v, sizeof(name));
+                else if (!strcmp(t, "type")) sim_strlcpy(type, v, sizeof(type));
             } else {
                 sim_strlcpy(text, v, sizeof(text));
             }
@@ -750,7 +755,9 @@ static void search(ctx_t *c)
     }
     json_object *arr = json_object_new_array();
     int64_t count = 0, skip = (page - 1) * per_page;
-    if (email[0] || ext[0]) {
+    if (general && strcmp(type, "user")) {
+        /* The general search finds users only here; other types find nothing. */
+    } else if (email[0] || ext[0]) {
         sim_user_t *u = email[0] ? sim_user_by_email(c->acct, email) : sim_user_by_external_id(c->acct, ext);
         if (u && email[0] && ext[0] && (!u->external_id || sim_strcasecmp(u->external_id, ext)))
             u = NULL;
@@ -769,11 +776,18 @@ static void search(ctx_t *c)
         }
     }
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "users", arr);
+    if (general) {
+        for (size_t i = 0; i < json_object_array_length(arr); i++)
+            json_object_object_add(json_object_array_get_idx(arr, i), "result_type", json_object_new_string("user"));
+        json_object_object_add(o, "results", arr);
+        json_object_object_add(o, "facets", NULL);
+    } else {
+        json_object_object_add(o, "users", arr);
+    }
     json_object_object_add(o, "next_page", NULL);
     if (skip + per_page < count) {
         char url[1100], base[400], qenc[600];
-        base_url(c, "/api/v2/users/search.json", base, sizeof(base));
+        base_url(c, general ? "/api/v2/search.json" : "/api/v2/users/search.json", base, sizeof(base));
         sim_url_encode(query ? query : "", qenc, sizeof(qenc));
         snprintf(url, sizeof(url), "%s?page=%lld&per_page=%d&query=%s", base, (long long)page + 1, per_page, qenc);
         json_object_object_add(o, "next_page", json_object_new_string(url));
@@ -1496,7 +1510,8 @@ static void dispatch(ctx_t *c)
             not_found(c);
         break;
     case R_SHOW_MANY: show_many(c); break;
-    case R_SEARCH: search(c); break;
+    case R_SEARCH: search(c, false); break;
+    case R_SEARCH_ALL: search(c, true); break;
     case R_CREATE_OR_UPDATE: create_or_update(c); break;
     case R_CREATE_MANY: bulk_create(c, SIM_JOB_CREATE); break;
     case R_COU_MANY: bulk_create(c, SIM_JOB_CREATE_OR_UPDATE); break;

@@ -507,6 +507,11 @@ static void clock_op(sim_req_t *req, sim_resp_t *resp, bool set)
             ms += (int64_t)(json_object_get_double(v) * 1000);
         if (json_object_object_get_ex(in, "advance_ms", &v))
             ms += json_object_get_int64(v);
+        if (json_object_object_get_ex(in, "align_minute", &v) && json_object_get_boolean(v)) {
+            /* Move to 100 ms past the next minute, so a test has a whole fixed window. */
+            int64_t now = sim_now_ms() + ms;
+            ms += (now / 60000 + 1) * 60000 + 100 - now;
+        }
         json_object_put(in);
         if (ms < 0) {
             fail(resp, 400, "InvalidValue", "the clock only moves forward");

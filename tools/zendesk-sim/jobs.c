@@ -174,8 +174,11 @@ void sim_jobs_tick(sim_account_t *acct, int64_t now_ms)
             due = job->total;
         for (; job->progress < due; job->progress++)
             json_object_array_add(job->results, run_item(acct, job, job->progress));
-        if (job->progress >= job->total)
-            job->completed_ms = now_ms;
+        if (job->progress >= job->total) {
+            /* The job finished when its last item was due, not when someone looked. */
+            int64_t at = start + (int64_t)job->total * acct->cfg.job_item_ms;
+            job->completed_ms = at < now_ms && at > 0 ? at : now_ms;
+        }
     }
     /* Forget finished jobs after a day, and the oldest ones past JOBS_KEPT. */
     size_t o = 0;
