@@ -85,3 +85,17 @@ def test_control_input_errors(sim):
     assert sim.ctl("POST", "/accounts/acme/script", json={"status": 42}).status_code == 400
     assert sim.ctl("GET", "/nothing").status_code == 404
     assert sim.ctl("POST", "/clock", json={"advance_s": -5}).status_code == 400
+
+
+def test_hundred_thousand_users(sim):
+    import time
+    t0 = time.time()
+    r = sim.ctl("POST", "/accounts/acme/seed", json={"count": 100000, "role": "mixed"}, expect=201).json()
+    assert r["created"] == 100000
+    # indexed lookups stay fast at this size
+    u = sim.api("GET", "/api/v2/users/search", params={"external_id": "seed-099999"}).json()["users"]
+    assert u[0]["email"] == "seed-099999@acme.test"
+    assert sim.api("GET", f"/api/v2/users/{r['last_id']}").json()["user"]["external_id"] == "SEED-100000"
+    page = sim.api("GET", "/api/v2/users", params={"page[size]": 100, "role": "admin"}).json()
+    assert len(page["users"]) == 100 and page["meta"]["has_more"]
+    assert time.time() - t0 < 10

@@ -229,7 +229,7 @@ static void users_dump(sim_account_t *acct, sim_req_t *req, sim_resp_t *resp)
             continue;
         if (email && (!u->email || sim_strcasecmp(u->email, email))) {
             bool secondary = false;
-            for (size_t k = 0; k < json_object_array_length(u->identities); k++)
+            for (size_t k = 0; u->identities && k < json_object_array_length(u->identities); k++)
                 secondary = secondary ||
                             !sim_strcasecmp(json_object_get_string(json_object_array_get_idx(u->identities, k)), email);
             if (!secondary)

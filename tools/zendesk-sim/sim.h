@@ -156,9 +156,9 @@ typedef struct sim_user_s {
     char *phone;
     char *locale;
     char *time_zone;
-    json_object *tags;         /* owned array of strings */
-    json_object *user_fields;  /* owned object */
-    json_object *identities;   /* owned array of secondary e-mail strings */
+    json_object *tags;         /* owned array of strings, or NULL (= []) */
+    json_object *user_fields;  /* owned object, or NULL (= {}) */
+    json_object *identities;   /* owned array of secondary e-mails, or NULL */
     int64_t created_at;        /* seconds, sim clock */
     int64_t updated_at;
     int64_t last_login_at;     /* 0 = null */
