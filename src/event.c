@@ -4,7 +4,8 @@
 #include "zw/event.h"
 
 #include <ctype.h>
-#include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,105 @@ static size_t utf8_length(const char *s)
     return n;
 }
 
+/* Decodes the UTF-8 sequence at *p and steps past it. json-c has checked the
+ * encoding (JSON_TOKENER_VALIDATE_UTF8); a bad byte anyway is stepped over
+ * alone and returned as U+FFFD. */
+static uint32_t utf8_next(const char **p)
+{
+    const unsigned char *s = (const unsigned char *)*p;
+    uint32_t cp;
+    int more;
+
+    if (s[0] < 0x80) {
+        *p += 1;
+        return s[0];
+    }
+    if ((s[0] & 0xE0) == 0xC0) {
+        cp = s[0] & 0x1F;
+        more = 1;
+    } else if ((s[0] & 0xF0) == 0xE0) {
+        cp = s[0] & 0x0F;
+        more = 2;
+    } else if ((s[0] & 0xF8) == 0xF0) {
+        cp = s[0] & 0x07;
+        more = 3;
+    } else {
+        *p += 1;
+        return 0xFFFD;
+    }
+    for (int i = 1; i <= more; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            *p += 1;
+            return 0xFFFD;
+        }
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    *p += 1 + more;
+    return cp;
+}
+
+/* ECMA-262 \s (WhiteSpace and LineTerminator), which the schema's patterns
+ * use: wider than isspace(), and not locale-dependent. */
+static bool is_ecma_space(uint32_t cp)
+{
+    switch (cp) {
+    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:
+    case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
+    case 0x3000: case 0xFEFF:
+        return true;
+    }
+    return cp >= 0x2000 && cp <= 0x200A;
+}
+
+/* Room for QUOTE_MAX code points of up to 6 bytes each ("\u2028"), "..."
+ * and the NUL. */
+#define QUOTE_MAX 64
+#define QUOTE_SIZE (QUOTE_MAX * 6 + 4)
+
+/* Copies s into buf (QUOTE_SIZE bytes) fit to be quoted in a message: at most
+ * QUOTE_MAX code points, then "...", with control characters, line
+ * separators, backslash and ' escaped. Input is arbitrary, and a message
+ * must stay one short line in the DLQ header, the log and validate-event's
+ * output. Returns buf. */
+static const char *quoted(char buf[QUOTE_SIZE], const char *s)
+{
+    size_t o = 0;
+
+    for (int n = 0; *s; n++) {
+        const char *start = s;
+        uint32_t cp;
+
+        if (n == QUOTE_MAX) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        cp = utf8_next(&s);
+        if (cp == '\\' || cp == '\'') {
+            buf[o++] = '\\';
+            buf[o++] = (char)cp;
+        } else if (cp == '\n') {
+            memcpy(buf + o, "\\n", 2);
+            o += 2;
+        } else if (cp == '\r') {
+            memcpy(buf + o, "\\r", 2);
+            o += 2;
+        } else if (cp == '\t') {
+            memcpy(buf + o, "\\t", 2);
+            o += 2;
+        } else if (cp == 0xFFFD && s - start == 1) {
+            o += (size_t)snprintf(buf + o, 5, "\\x%02X", (unsigned char)*start);
+        } else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
+            o += (size_t)snprintf(buf + o, 7, "\\u%04X", (unsigned)cp);
+        } else {
+            memcpy(buf + o, start, (size_t)(s - start));
+            o += (size_t)(s - start);
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 /* A string field within [min, max] characters; returns a copy or NULL. */
 static char *get_str(vctx_t *v, json_object *obj, const char *field, const char *label,
                      bool required, size_t min, size_t max)
@@ -97,7 +197,166 @@ static char *get_str(vctx_t *v, json_object *obj, const char *field, const char 
     return copy;
 }
 
-/* An integer >= 1, or null when nullable. Sets *has and *is_null. */
+/* RFC 8259 section 6: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool json_number_text(const char *t)
+{
+    if (*t == '-')
+        t++;
+    if (*t == '0')
+        t++;
+    else if (*t >= '1' && *t <= '9')
+        while (*t >= '0' && *t <= '9')
+            t++;
+    else
+        return false;
+    if (*t == '.') {
+        t++;
+        if (!(*t >= '0' && *t <= '9'))
+            return false;
+        while (*t >= '0' && *t <= '9')
+            t++;
+    }
+    if (*t == 'e' || *t == 'E') {
+        t++;
+        if (*t == '+' || *t == '-')
+            t++;
+        if (!(*t >= '0' && *t <= '9'))
+            return false;
+        while (*t >= '0' && *t <= '9')
+            t++;
+    }
+    return *t == '\0';
+}
+
+typedef enum {
+    NUM_INTEGER,  /* integral and within int64 */
+    NUM_FRACTION, /* not integral */
+    NUM_HUGE,     /* integral, above INT64_MAX */
+    NUM_TINY,     /* integral, below INT64_MIN */
+} num_kind_t;
+
+/* Reads a JSON number's text exactly: JSON Schema calls 7.0, 1e2 and 1.5e1
+ * integers, and an id must not be rounded through a double (2^53 + 1). */
+static num_kind_t number_text_value(const char *t, int64_t *out)
+{
+    bool neg = false, started = false, in_frac = false;
+    char digits[19];
+    int64_t n = 0, last_nz = 0, n_frac = 0, exp = 0, exp10;
+    uint64_t v = 0;
+
+    if (*t == '-') {
+        neg = true;
+        t++;
+    }
+    for (; (*t >= '0' && *t <= '9') || *t == '.'; t++) {
+        if (*t == '.') {
+            in_frac = true;
+            continue;
+        }
+        if (in_frac)
+            n_frac++;
+        if (*t != '0')
+            started = true;
+        if (!started)
+            continue;
+        if (n < (int64_t)sizeof(digits))
+            digits[n] = *t;
+        n++;
+        if (*t != '0')
+            last_nz = n;
+    }
+    if (*t == 'e' || *t == 'E') {
+        bool exp_neg = *++t == '-';
+        if (*t == '+' || *t == '-')
+            t++;
+        /* Saturate: past 10^9 only the sign of the exponent matters. */
+        for (; *t >= '0' && *t <= '9'; t++)
+            exp = exp < 1000000000 ? exp * 10 + (*t - '0') : exp;
+        if (exp_neg)
+            exp = -exp;
+    }
+    *out = 0;
+    if (!started)
+        return NUM_INTEGER;
+    /* The value is digits[0..last_nz) * 10^exp10, the digits without trailing zeros. */
+    exp10 = exp - n_frac + (n - last_nz);
+    if (exp10 < 0)
+        return NUM_FRACTION;
+    if (last_nz + exp10 > 19)
+        return neg ? NUM_TINY : NUM_HUGE;
+    for (int64_t i = 0; i < last_nz; i++)
+        v = v * 10 + (uint64_t)(digits[i] - '0');
+    for (int64_t i = 0; i < exp10; i++)
+        v *= 10;
+    if (!neg && v > (uint64_t)INT64_MAX)
+        return NUM_HUGE;
+    if (neg && v > (uint64_t)INT64_MAX + 1)
+        return NUM_TINY;
+    *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+    return NUM_INTEGER;
+}
+
+/* A JSON number as an integer when JSON Schema would call it one. json-c
+ * makes 7.0 a double and clamps integers past 64 bits, so both are read
+ * back: a double from its text, which json-c keeps, and an int through
+ * its unsigned value. */
+static num_kind_t number_value(json_object *o, int64_t *out)
+{
+    *out = 0;
+    if (json_object_is_type(o, json_type_int)) {
+        int64_t i = json_object_get_int64(o);
+        /* json-c keeps 2^63..2^64-1 as unsigned and clamps past that. */
+        if (i == INT64_MAX && json_object_get_uint64(o) > (uint64_t)INT64_MAX)
+            return NUM_HUGE;
+        *out = i;
+        return NUM_INTEGER;
+    }
+    if (json_object_is_type(o, json_type_double)) {
+        const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        double d = json_object_get_double(o);
+
+        if (t && json_number_text(t))
+            return number_text_value(t, out);
+        /* No source text (not from the tokener): judge the double. */
+        if (!isfinite(d) || floor(d) != d)
+            return NUM_FRACTION;
+        if (d >= 9223372036854775808.0)
+            return NUM_HUGE;
+        if (d < -9223372036854775808.0)
+            return NUM_TINY;
+        *out = (int64_t)d;
+        return NUM_INTEGER;
+    }
+    return NUM_FRACTION;
+}
+
+/* An id (integer >= 1); false with the error set otherwise. */
+static bool id_value(vctx_t *v, json_object *f, const char *label, const char *expected,
+                     int64_t *out)
+{
+    num_kind_t kind = json_object_is_type(f, json_type_int) ||
+                              json_object_is_type(f, json_type_double)
+                          ? number_value(f, out)
+                          : NUM_FRACTION;
+
+    if (kind == NUM_FRACTION) {
+        verr(v, ZW_EVENT_ERR_WRONG_TYPE, "%s: expected %s, got %s", label, expected,
+             json_type_label(f));
+        return false;
+    }
+    if (kind == NUM_HUGE) {
+        verr(v, ZW_EVENT_ERR_INVALID_VALUE,
+             "%s: larger than 9223372036854775807, the largest id the worker can handle", label);
+        return false;
+    }
+    if (kind == NUM_TINY || *out < 1) {
+        verr(v, ZW_EVENT_ERR_INVALID_VALUE, "%s: must be an integer >= 1", label);
+        return false;
+    }
+    return true;
+}
+
+/* An id, or null. Sets *has and *is_null. */
 static void get_id(vctx_t *v, json_object *obj, const char *field, const char *label,
                    bool *has, bool *is_null, int64_t *out)
 {
@@ -110,15 +369,7 @@ static void get_id(vctx_t *v, json_object *obj, const char *field, const char *l
         *is_null = true;
         return;
     }
-    if (!json_object_is_type(f, json_type_int)) {
-        verr(v, ZW_EVENT_ERR_WRONG_TYPE, "%s: expected an integer or null, got %s", label,
-             json_type_label(f));
-        return;
-    }
-    errno = 0;
-    *out = json_object_get_int64(f);
-    if (*out < 1 || errno == ERANGE)
-        verr(v, ZW_EVENT_ERR_INVALID_VALUE, "%s: must be an integer >= 1", label);
+    id_value(v, f, label, "an integer or null", out);
 }
 
 static bool valid_tenant(const char *s)
@@ -128,7 +379,8 @@ static bool valid_tenant(const char *s)
     if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
         return false;
     for (size_t i = 0; i < n; i++) {
-        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
+        /* ASCII ranges: islower() would follow the locale. */
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
             return false;
     }
     return true;
@@ -141,17 +393,18 @@ static bool valid_email(const char *s)
 
     if (!at || at == s || at[1] == '\0' || strchr(at + 1, '@'))
         return false;
-    for (const char *p = s; *p; p++) {
-        if (isspace((unsigned char)*p))
+    while (*s) {
+        if (is_ecma_space(utf8_next(&s)))
             return false;
     }
     return true;
 }
 
-/* RFC 3339 date-time, as JSON Schema's "date-time" format. */
+/* RFC 3339 date-time, as JSON Schema's "date-time" format. A leap second is
+ * the last second of a UTC day: 23:59:60Z, or that instant in an offset. */
 static bool valid_date_time(const char *s)
 {
-    int y, mo, d, h, mi, sec, n = 0;
+    int y, mo, d, h, mi, sec, n = 0, offset = 0;
     const char *p;
 
     if (strlen(s) < 20)
@@ -184,15 +437,21 @@ static bool valid_date_time(const char *s)
         while (isdigit((unsigned char)*p))
             p++;
     }
-    if (*p == 'Z' || *p == 'z')
-        return p[1] == '\0';
-    if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
-        p[3] == ':' && isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5]) &&
-        p[6] == '\0') {
+    if (*p == 'Z' || *p == 'z') {
+        if (p[1] != '\0')
+            return false;
+    } else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
+               isdigit((unsigned char)p[2]) && p[3] == ':' && isdigit((unsigned char)p[4]) &&
+               isdigit((unsigned char)p[5]) && p[6] == '\0') {
         int oh = (p[1] - '0') * 10 + (p[2] - '0'), om = (p[4] - '0') * 10 + (p[5] - '0');
-        return oh <= 23 && om <= 59;
+        if (oh > 23 || om > 59)
+            return false;
+        offset = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+    } else {
+        return false;
     }
-    return false;
+    /* Local time minus the offset is UTC; +1440 keeps the remainder positive. */
+    return sec < 60 || (h * 60 + mi - offset + 1440) % 1440 == 23 * 60 + 59;
 }
 
 static void check_known(vctx_t *v, json_object *obj, const char *prefix,
@@ -209,7 +468,8 @@ static void check_known(vctx_t *v, json_object *obj, const char *prefix,
             }
         }
         if (!found) {
-            verr(v, ZW_EVENT_ERR_UNKNOWN_FIELD, "%s%s: unknown field", prefix, key);
+            char q[QUOTE_SIZE];
+            verr(v, ZW_EVENT_ERR_UNKNOWN_FIELD, "%s%s: unknown field", prefix, quoted(q, key));
             return;
         }
     }
@@ -240,18 +500,12 @@ static void parse_group_ids(vctx_t *v, json_object *person, zw_person_t *p)
     }
     for (size_t i = 0; i < n && !v->err; i++) {
         json_object *e = json_object_array_get_idx(arr, i);
+        char label[48];
         int64_t id;
-        if (!json_object_is_type(e, json_type_int)) {
-            verr(v, ZW_EVENT_ERR_WRONG_TYPE, "person.group_ids[%zu]: expected an integer, got %s",
-                 i, json_type_label(e));
+
+        snprintf(label, sizeof(label), "person.group_ids[%zu]", i);
+        if (!id_value(v, e, label, "an integer", &id))
             break;
-        }
-        errno = 0;
-        id = json_object_get_int64(e);
-        if (id < 1 || errno == ERANGE) {
-            verr(v, ZW_EVENT_ERR_INVALID_VALUE, "person.group_ids[%zu]: must be >= 1", i);
-            break;
-        }
         for (size_t j = 0; j < p->n_group_ids; j++) {
             if (p->group_ids[j] == id) {
                 verr(v, ZW_EVENT_ERR_INVALID_VALUE, "person.group_ids[%zu]: duplicate %lld", i,
@@ -263,12 +517,14 @@ static void parse_group_ids(vctx_t *v, json_object *person, zw_person_t *p)
     }
 }
 
+/* ^[^\s,]+$ */
 static bool valid_tag(const char *s)
 {
     if (!*s)
         return false;
-    for (; *s; s++) {
-        if (isspace((unsigned char)*s) || *s == ',')
+    while (*s) {
+        uint32_t cp = utf8_next(&s);
+        if (is_ecma_space(cp) || cp == ',')
             return false;
     }
     return true;
@@ -313,7 +569,9 @@ static void parse_tags(vctx_t *v, json_object *person, zw_person_t *p)
         }
         for (size_t j = 0; j < p->n_tags; j++) {
             if (strcmp(p->tags[j], s) == 0) {
-                verr(v, ZW_EVENT_ERR_INVALID_VALUE, "person.tags[%zu]: duplicate '%s'", i, s);
+                char q[QUOTE_SIZE];
+                verr(v, ZW_EVENT_ERR_INVALID_VALUE, "person.tags[%zu]: duplicate '%s'", i,
+                     quoted(q, s));
                 break;
             }
         }
@@ -346,10 +604,22 @@ static void parse_user_fields(vctx_t *v, json_object *person, zw_person_t *p)
     json_object_object_foreach(uf, key, val)
     {
         json_type t = json_object_get_type(val);
+        char q[QUOTE_SIZE];
+
         if (t == json_type_object || t == json_type_array) {
             verr(v, ZW_EVENT_ERR_WRONG_TYPE,
                  "person.user_fields.%s: expected a string, number, boolean or null, got %s",
-                 key, json_type_label(val));
+                 quoted(q, key), json_type_label(val));
+            return;
+        }
+        /* json-c clamps integers past 64 bits to these bounds, and Zendesk
+         * would store the clamped number: refuse rather than change it. */
+        if (t == json_type_int && (json_object_get_int64(val) == INT64_MIN ||
+                                   json_object_get_uint64(val) == UINT64_MAX)) {
+            verr(v, ZW_EVENT_ERR_INVALID_VALUE,
+                 "person.user_fields.%s: integer outside the range the worker can pass on "
+                 "exactly (-9223372036854775807 to 18446744073709551614)",
+                 quoted(q, key));
             return;
         }
     }
@@ -382,9 +652,11 @@ static void parse_person(vctx_t *v, json_object *root, zw_event_t *ev)
     p->name = get_str(v, person, "name", "person.name", false, 1, 255);
     p->role = get_str(v, person, "role", "person.role", false, 0, 16);
     if (!v->err && p->role && strcmp(p->role, "end-user") != 0 && strcmp(p->role, "agent") != 0 &&
-        strcmp(p->role, "admin") != 0)
+        strcmp(p->role, "admin") != 0) {
+        char q[QUOTE_SIZE];
         verr(v, ZW_EVENT_ERR_INVALID_VALUE,
-             "person.role: '%s' is not one of: end-user, agent, admin", p->role);
+             "person.role: '%s' is not one of: end-user, agent, admin", quoted(q, p->role));
+    }
     get_id(v, person, "custom_role_id", "person.custom_role_id", &p->has_custom_role_id,
            &p->custom_role_id_null, &p->custom_role_id);
     get_id(v, person, "organization_id", "person.organization_id", &p->has_organization_id,
@@ -424,10 +696,128 @@ static void parse_leaver(vctx_t *v, json_object *root, zw_event_t *ev)
         ev->leaver_action = ZW_LEAVER_ACTION_DOWNGRADE_SUSPEND;
     else if (strcmp(action, "delete") == 0)
         ev->leaver_action = ZW_LEAVER_ACTION_DELETE;
-    else
+    else {
+        char q[QUOTE_SIZE];
         verr(v, ZW_EVENT_ERR_INVALID_VALUE,
-             "leaver.action: '%s' is not one of: suspend, downgrade_suspend, delete", action);
+             "leaver.action: '%s' is not one of: suspend, downgrade_suspend, delete",
+             quoted(q, action));
+    }
     free(action);
+}
+
+/* RFC 8259 whitespace; isspace() would also pass \v and \f. */
+static bool json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Where json-c, even with JSON_TOKENER_STRICT, accepts what RFC 8259 does
+ * not, for a document it parsed: a raw control character inside a string
+ * (section 7 wants it escaped). Returns a description, or NULL. */
+static const char *raw_control_in_string(const char *data, size_t len)
+{
+    bool in_string = false;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (!in_string) {
+            in_string = c == '"';
+        } else if (c == '\\') {
+            i++;
+        } else if (c == '"') {
+            in_string = false;
+        } else if (c < 0x20) {
+            return "a control character in a string must be escaped";
+        }
+    }
+    return NULL;
+}
+
+/* The same for numbers: json-c reads NaN, Infinity, -Infinity and "1." as
+ * doubles. A double from the tokener keeps its text, so each is checked
+ * against the grammar. Recursion is bounded by the tokener's depth. */
+static const char *bad_number(json_object *o)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_double: {
+        const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        double d = json_object_get_double(o);
+        if (t && json_number_text(t))
+            return NULL;
+        if (isnan(d))
+            return "NaN is not a JSON number";
+        if (isinf(d))
+            return "Infinity is not a JSON number";
+        return "a number must have digits after its decimal point";
+    }
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+            const char *why = bad_number(json_object_array_get_idx(o, i));
+            if (why)
+                return why;
+        }
+        return NULL;
+    case json_type_object: {
+        json_object_object_foreach(o, key, val)
+        {
+            const char *why = bad_number(val);
+            (void)key;
+            if (why)
+                return why;
+        }
+        return NULL;
+    }
+    default:
+        return NULL;
+    }
+}
+
+/* Parses data as one RFC 8259 JSON text; NULL with the error set if it is
+ * not one. Returns a new reference. */
+static json_object *parse_json(vctx_t *v, const char *data, size_t len)
+{
+    json_tokener *tok;
+    json_object *root;
+    enum json_tokener_error jerr;
+    size_t end;
+    const char *why = NULL;
+
+    tok = json_tokener_new_ex(64);
+    if (!tok) {
+        verr(v, ZW_EVENT_ERR_NOT_JSON, "out of memory");
+        return NULL;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    root = json_tokener_parse_ex(tok, data, (int)len);
+    jerr = json_tokener_get_error(tok);
+    end = json_tokener_get_parse_end(tok);
+    /* A number at the very end ("7") waits for a byte that ends it. */
+    if (!root && jerr == json_tokener_continue && end == len) {
+        root = json_tokener_parse_ex(tok, " ", 1);
+        jerr = json_tokener_get_error(tok);
+    }
+    json_tokener_free(tok);
+    if (!root) {
+        why = jerr == json_tokener_continue || jerr == json_tokener_success
+                  ? "unexpected end of data"
+                  : json_tokener_error_desc(jerr);
+    } else {
+        /* Trailing whitespace is fine; anything else after the value is not. */
+        for (size_t i = end; i < len && !why; i++) {
+            if (!json_space(data[i]))
+                why = "trailing data after the value";
+        }
+        if (!why)
+            why = raw_control_in_string(data, len);
+        if (!why)
+            why = bad_number(root);
+    }
+    if (why) {
+        verr(v, ZW_EVENT_ERR_NOT_JSON, "not valid JSON: %s", why);
+        json_object_put(root);
+        return NULL;
+    }
+    return root;
 }
 
 zw_event_error_t zw_event_parse(const char *data, size_t len, size_t max_bytes, zw_event_t *ev,
@@ -436,9 +826,9 @@ zw_event_error_t zw_event_parse(const char *data, size_t len, size_t max_bytes, 
     static const char *const known[] = {"schema", "event_id", "type",   "tenant",
                                         "occurred_at", "dry_run", "person", "leaver", NULL};
     vctx_t v = {.err = ZW_EVENT_OK, .errstr = errstr, .errstr_size = errstr_size};
-    json_tokener *tok;
-    json_object *root = NULL, *f;
+    json_object *root, *f;
     char *schema = NULL, *type = NULL;
+    char q[QUOTE_SIZE];
 
     memset(ev, 0, sizeof(*ev));
     *event_id_out = NULL;
@@ -449,36 +839,18 @@ zw_event_error_t zw_event_parse(const char *data, size_t len, size_t max_bytes, 
              max_bytes);
         return v.err;
     }
+    if (len > INT_MAX) { /* json-c's limit */
+        verr(&v, ZW_EVENT_ERR_TOO_LARGE, "event of %zu bytes exceeds the limit of %d", len,
+             INT_MAX);
+        return v.err;
+    }
     if (len == 0 || !data) {
         verr(&v, ZW_EVENT_ERR_NOT_JSON, "empty message");
         return v.err;
     }
-    tok = json_tokener_new_ex(64);
-    if (!tok) {
-        verr(&v, ZW_EVENT_ERR_NOT_JSON, "out of memory");
+    root = parse_json(&v, data, len);
+    if (!root)
         return v.err;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    root = json_tokener_parse_ex(tok, data, (int)len);
-    if (!root || json_tokener_get_error(tok) != json_tokener_success ||
-        json_tokener_get_parse_end(tok) != len) {
-        /* Trailing whitespace is fine; anything else after the value is not. */
-        size_t end = json_tokener_get_parse_end(tok);
-        bool only_space = root && json_tokener_get_error(tok) == json_tokener_success;
-        for (size_t i = end; only_space && i < len; i++)
-            only_space = isspace((unsigned char)data[i]);
-        if (!only_space) {
-            verr(&v, ZW_EVENT_ERR_NOT_JSON, "not valid JSON: %s",
-                 root ? "trailing data after the value"
-                 : json_tokener_get_error(tok) == json_tokener_continue
-                     ? "unexpected end of data"
-                     : json_tokener_error_desc(json_tokener_get_error(tok)));
-            json_tokener_free(tok);
-            json_object_put(root);
-            return v.err;
-        }
-    }
-    json_tokener_free(tok);
 
     if (!json_object_is_type(root, json_type_object)) {
         verr(&v, ZW_EVENT_ERR_NOT_OBJECT, "expected a JSON object, got %s", json_type_label(root));
@@ -487,15 +859,16 @@ zw_event_error_t zw_event_parse(const char *data, size_t len, size_t max_bytes, 
     }
     /* The event id first, so even an invalid event can get a result. */
     if (json_object_object_get_ex(root, "event_id", &f) && json_object_is_type(f, json_type_string) &&
-        json_object_get_string_len(f) > 0 && json_object_get_string_len(f) <= 200 &&
-        strlen(json_object_get_string(f)) == (size_t)json_object_get_string_len(f))
+        json_object_get_string_len(f) > 0 &&
+        strlen(json_object_get_string(f)) == (size_t)json_object_get_string_len(f) &&
+        utf8_length(json_object_get_string(f)) <= 200)
         *event_id_out = strdup(json_object_get_string(f));
 
     check_known(&v, root, "", known);
     schema = get_str(&v, root, "schema", "schema", true, 1, 200);
     if (!v.err && strcmp(schema, ZW_EVENT_SCHEMA) != 0)
-        verr(&v, ZW_EVENT_ERR_SCHEMA, "schema: expected \"%s\", got \"%s\"", ZW_EVENT_SCHEMA,
-             schema);
+        verr(&v, ZW_EVENT_ERR_SCHEMA, "schema: expected '%s', got '%s'", ZW_EVENT_SCHEMA,
+             quoted(q, schema));
     ev->event_id = get_str(&v, root, "event_id", "event_id", true, 1, 200);
     type = get_str(&v, root, "type", "type", true, 1, 32);
     if (!v.err) {
@@ -509,13 +882,13 @@ zw_event_error_t zw_event_parse(const char *data, size_t len, size_t max_bytes, 
             ev->type = ZW_EVENT_REHIRE;
         else
             verr(&v, ZW_EVENT_ERR_INVALID_VALUE,
-                 "type: '%s' is not one of: joiner, mover, leaver, rehire", type);
+                 "type: '%s' is not one of: joiner, mover, leaver, rehire", quoted(q, type));
     }
     ev->tenant = get_str(&v, root, "tenant", "tenant", true, 1, 63);
     if (!v.err && !valid_tenant(ev->tenant))
         verr(&v, ZW_EVENT_ERR_INVALID_VALUE,
              "tenant: '%s' is not a Zendesk subdomain (lowercase letters, digits, '-')",
-             ev->tenant);
+             quoted(q, ev->tenant));
     ev->occurred_at = get_str(&v, root, "occurred_at", "occurred_at", false, 0, 64);
     if (!v.err && ev->occurred_at && !valid_date_time(ev->occurred_at))
         verr(&v, ZW_EVENT_ERR_INVALID_VALUE, "occurred_at: not an RFC 3339 date-time");

@@ -1,80 +1,1778 @@
-/* The daemon's top level. For now: joins the consumer group and reports
- * assignments until a signal arrives; the provisioning pipeline plugs in
- * here. */
+/* The provisioning pipeline. One thread runs the loop (loop.c) and owns the
+ * consumer, the producer and curl. The path of one event:
+ *   consume -> parse and validate -> wait for its key's turn -> per tenant
+ *   lane, wait for the rate budget -> look the person up -> plan -> write
+ *   (or not) -> classify, retry after a timer if needed -> produce the
+ *   result -> when the broker acks it, mark the offset done and store the
+ *   partition's contiguous done prefix (librdkafka commits what is stored).
+ * Bad input becomes a failed result plus a DLQ record; the partition moves on. */
 #include "zw/worker.h"
 
+#include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
+#include "zw/event.h"
+#include "zw/kafka.h"
 #include "zw/log.h"
+#include "zw/loop.h"
+#include "zw/map.h"
+#include "zw/offsets.h"
+#include "zw/plan.h"
+#include "zw/ratelimit.h"
+#include "zw/retry.h"
+#include "zw/version.h"
+#include "zw/zendesk.h"
 
-static volatile sig_atomic_t stop_requested;
+#define RESULT_SCHEMA "zendesk-worker/result/v1"
+#define MAX_REQUEST_IDS 16
+#define CONSUME_BATCH 500
+#define OAUTH_RETRY_MS 30000
+#define TICK_MS 1000
+#define STATS_EVERY_MS 10000
+
+typedef struct worker_s worker_t;
+typedef struct tenant_s tenant_t;
+typedef struct job_s job_t;
+typedef struct part_s part_t;
+typedef struct keyq_s keyq_t;
+
+/* The owner of an HTTP request is a job or a tenant's token grant; both
+ * structs start with this tag. */
+typedef enum { OWNER_JOB = 1, OWNER_TENANT = 2 } owner_kind_t;
+
+typedef enum { TOKEN_NONE = 0, TOKEN_FETCHING, TOKEN_READY, TOKEN_FAILED } token_state_t;
+
+enum { LANE_READ = 0, LANE_WRITE = 1, N_LANES = 2 };
+
+struct tenant_s {
+    owner_kind_t kind;
+    worker_t *w;
+    const zw_tenant_config_t *cfg;
+    zw_ratelimit_t *budget; /* every API request */
+    zw_ratelimit_t *writes; /* single-user writes */
+    char *authorization;    /* "Basic ..." or "Bearer ..."; a secret */
+    token_state_t token_state;
+    bool token_renewing;    /* a grant in flight while the old token works */
+    unsigned token_gen;
+    uint64_t token_timer;
+    int token_failures;
+    job_t *lane_head[N_LANES], *lane_tail[N_LANES];
+    int next_lane;
+    uint64_t wake_timer;
+    int64_t wake_due;
+};
+
+struct part_s {
+    char *topic;
+    int32_t partition;
+    zw_offsets_t *offsets;
+    job_t *jobs;     /* every live job of the partition */
+    bool revoked;    /* handed back: its jobs end without storing offsets */
+    part_t *zombie_next; /* revoked, waiting for its last jobs */
+};
+
+struct keyq_s {
+    char *name;
+    job_t *head, *tail; /* head is the active job */
+};
+
+/* A produced record waiting for its delivery report. */
+typedef struct delivery_s {
+    job_t *job;
+    int is_dlq;
+} delivery_t;
+
+struct job_s {
+    owner_kind_t kind;
+    worker_t *w;
+    part_t *part;
+    job_t *part_prev, *part_next;
+    int64_t offset;
+    char *key;
+    size_t key_len;
+    rd_kafka_headers_t *headers; /* the input's headers, copied */
+    char *raw;                   /* the input bytes, kept only for the DLQ */
+    size_t raw_len;
+    zw_event_t ev;
+    char *event_id;              /* for results; may exist for invalid events */
+    tenant_t *tenant;
+    keyq_t *keyq;
+    job_t *key_next;
+    bool started;
+    bool lookup_done;
+    json_object *current;        /* the person's Zendesk user after lookup */
+    zw_plan_t plan;
+    int lane;
+    job_t *lane_next;
+    bool in_lane;
+    uint64_t timer;
+    zw_http_t *http;             /* in flight */
+    unsigned token_gen;
+    bool abandoned;
+    int attempts;                /* HTTP requests sent for this event */
+    int failures;                /* transient failures, for backoff */
+    bool auth_retried;
+    int64_t start_ms;
+    char started_at[32];
+    /* The result. */
+    bool finished;
+    const char *status;
+    const char *outcome;
+    int64_t user_id;
+    const char *err_class;
+    long err_http;
+    char err_code[64];
+    char err_msg[300];
+    char *request_ids[MAX_REQUEST_IDS];
+    size_t n_request_ids;
+    char *result_json;
+    const char *dlq_reason;
+    char dlq_message[300];
+    int pending;                 /* deliveries not yet acked */
+    delivery_t dr_result, dr_dlq;
+};
+
+typedef struct stats_s {
+    uint64_t consumed, finished, succeeded, failed, dry_run, dlq, retries, rate_limited,
+        http_requests;
+} stats_t;
+
+struct worker_s {
+    const zw_config_t *cfg;
+    zw_loop_t *loop;
+    rd_kafka_t *consumer, *producer;
+    int consumer_fd, producer_fd, signal_fd;
+    zw_http_settings_t http;
+    char user_agent[64];
+    char worker_id[128];
+    tenant_t *tenants;
+    size_t n_tenants;
+    zw_map_t *parts;   /* "topic\x1fpartition" -> part_t */
+    zw_map_t *keyqs;   /* "topic\x1fpartition\x1fkey" -> keyq_t */
+    part_t *zombies;   /* revoked partitions with jobs still finishing */
+    size_t n_jobs;
+    size_t max_jobs;
+    bool paused;
+    bool ever_assigned;
+    size_t n_assigned;
+    double share;
+    bool stopping;
+    int64_t stop_deadline;
+    uint64_t rng;
+    stats_t stats;
+    int64_t next_stats_ms;
+    bool consumer_more;
+};
+
+static volatile sig_atomic_t signals_seen;
+static int signal_pipe[2] = {-1, -1};
 
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_requested = 1;
+    if (signals_seen++ > 0)
+        _exit(130); /* second signal: at once, committing nothing more */
+    if (signal_pipe[1] >= 0) {
+        ssize_t n = write(signal_pipe[1], "x", 1);
+        (void)n;
+    }
+}
+
+/* ---- small helpers ---- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static void iso_now(char *buf, size_t size)
+{
+    struct timespec ts;
+    struct tm tm;
+    size_t n;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+}
+
+static void uuid4(worker_t *w, char out[37])
+{
+    uint64_t a = rng_next(&w->rng), b = rng_next(&w->rng);
+
+    a = (a & 0xFFFFFFFFFFFF0FFFull) | 0x4000ull;
+    b = (b & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;
+    snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
+             (unsigned)((a >> 16) & 0xFFFF), (unsigned)(a & 0xFFFF), (unsigned)(b >> 48),
+             (unsigned long long)(b & 0xFFFFFFFFFFFFull));
+}
+
+static char *part_name(const char *topic, int32_t partition)
+{
+    size_t n = strlen(topic) + 16;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s\x1f%d", topic, (int)partition);
+    return s;
+}
+
+static tenant_t *tenant_find(worker_t *w, const char *subdomain)
+{
+    for (size_t i = 0; i < w->n_tenants; i++) {
+        if (strcmp(w->tenants[i].cfg->subdomain, subdomain) == 0)
+            return &w->tenants[i];
+    }
+    return NULL;
+}
+
+static void job_log(zw_log_level_t level, const job_t *job, const char *msg)
+{
+    ZW_LOG(level, msg, ZW_LF_STR("event_id", job->event_id),
+           ZW_LF_STR("tenant", job->tenant ? job->tenant->cfg->subdomain : NULL),
+           ZW_LF_STR("type", job->ev.tenant ? zw_event_type_name(job->ev.type) : NULL),
+           ZW_LF_STR("topic", job->part->topic), ZW_LF_INT("partition", job->part->partition),
+           ZW_LF_INT("offset", job->offset), ZW_LF_INT("attempt", job->attempts),
+           ZW_LF_STR("status", job->status), ZW_LF_STR("outcome", job->outcome),
+           ZW_LF_STR("error_class", job->err_class),
+           ZW_LF_STR("error_code", job->err_code[0] ? job->err_code : NULL));
+}
+
+static void tenant_pump(tenant_t *t);
+static void pump_all(worker_t *w);
+static void job_submit(job_t *job);
+static void job_finish(job_t *job);
+static void token_fetch(tenant_t *t);
+
+/* ---- jobs and partitions ---- */
+
+/* Frees what a job owns and the job; nothing else. */
+static void job_release(job_t *job)
+{
+    zw_event_cleanup(&job->ev);
+    zw_plan_cleanup(&job->plan);
+    json_object_put(job->current);
+    if (job->headers)
+        rd_kafka_headers_destroy(job->headers);
+    for (size_t i = 0; i < job->n_request_ids; i++)
+        free(job->request_ids[i]);
+    free(job->event_id);
+    free(job->key);
+    free(job->raw);
+    free(job->result_json);
+    free(job);
+}
+
+static void part_free(part_t *part)
+{
+    zw_offsets_destroy(part->offsets);
+    free(part->topic);
+    free(part);
+}
+
+/* Unlinks a job from its partition and frees it; a revoked partition goes
+ * with its last job. */
+static void job_free(job_t *job)
+{
+    worker_t *w = job->w;
+    part_t *part = job->part;
+
+    if (job->part_prev)
+        job->part_prev->part_next = job->part_next;
+    else
+        part->jobs = job->part_next;
+    if (job->part_next)
+        job->part_next->part_prev = job->part_prev;
+    if (job->timer)
+        zw_timers_cancel(zw_loop_timers(w->loop), job->timer);
+    job_release(job);
+    w->n_jobs--;
+    if (part->revoked && !part->jobs) {
+        part_t **pp = &w->zombies;
+        while (*pp && *pp != part)
+            pp = &(*pp)->zombie_next;
+        if (*pp)
+            *pp = part->zombie_next;
+        part_free(part);
+    }
+}
+
+/* The event's results are all acknowledged: its offset is done. */
+static void job_done(job_t *job)
+{
+    worker_t *w = job->w;
+    part_t *part = job->part;
+
+    if (!part->revoked && zw_offsets_done(part->offsets, job->offset) == 0) {
+        int64_t commit = zw_offsets_committable(part->offsets);
+        if (commit >= 0) {
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, part->topic, part->partition)->offset = commit;
+            rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
+            if (err)
+                ZW_LOG(ZW_LOG_WARN, "cannot store offset", ZW_LF_STR("topic", part->topic),
+                       ZW_LF_INT("partition", part->partition), ZW_LF_INT("offset", commit),
+                       ZW_LF_STR("error", rd_kafka_err2str(err)));
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+    }
+    job_free(job);
+}
+
+/* Takes the job out of whatever it waits in (lane or timer). */
+static void job_detach(job_t *job)
+{
+    if (job->timer) {
+        zw_timers_cancel(zw_loop_timers(job->w->loop), job->timer);
+        job->timer = 0;
+    }
+    if (job->in_lane) {
+        tenant_t *t = job->tenant;
+        job_t **pp = &t->lane_head[job->lane], *prev = NULL;
+        while (*pp && *pp != job) {
+            prev = *pp;
+            pp = &(*pp)->lane_next;
+        }
+        if (*pp) {
+            *pp = job->lane_next;
+            if (t->lane_tail[job->lane] == job)
+                t->lane_tail[job->lane] = prev;
+        }
+        job->in_lane = false;
+        job->lane_next = NULL;
+    }
+}
+
+/* ---- producing results and DLQ records ---- */
+
+static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
+{
+    rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+static rd_kafka_headers_t *ce_headers(job_t *job, const char *type)
+{
+    worker_t *w = job->w;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    char id[37], now[32];
+    const void *tp;
+    size_t tp_len;
+
+    uuid4(w, id);
+    iso_now(now, sizeof(now));
+    add_header(h, "ce_specversion", "1.0");
+    add_header(h, "ce_id", id);
+    add_header(h, "ce_source", "/zendesk-worker");
+    add_header(h, "ce_type", type);
+    add_header(h, "ce_time", now);
+    if (job->event_id)
+        add_header(h, "ce_subject", job->event_id);
+    add_header(h, "content-type", "application/json");
+    if (job->headers &&
+        rd_kafka_header_get_last(job->headers, "traceparent", &tp, &tp_len) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        tp)
+        rd_kafka_header_add(h, "traceparent", -1, tp, (ssize_t)tp_len);
+    return h;
+}
+
+static void produce_retry_timer(void *arg);
+
+static void produce(job_t *job, delivery_t *dr)
+{
+    worker_t *w = job->w;
+    const zw_config_t *c = w->cfg;
+    rd_kafka_headers_t *h;
+    rd_kafka_resp_err_t err;
+    const char *topic, *value;
+    size_t value_len;
+
+    if (dr->is_dlq) {
+        char num[32], now[32];
+        h = job->headers ? rd_kafka_headers_copy(job->headers) : rd_kafka_headers_new(8);
+        /* Replace, not duplicate, our headers if the input already had them
+         * (a record replayed from the DLQ). */
+        rd_kafka_header_remove(h, "zw_error_reason");
+        rd_kafka_header_remove(h, "zw_error_message");
+        rd_kafka_header_remove(h, "zw_source_topic");
+        rd_kafka_header_remove(h, "zw_source_partition");
+        rd_kafka_header_remove(h, "zw_source_offset");
+        rd_kafka_header_remove(h, "zw_worker_id");
+        rd_kafka_header_remove(h, "zw_failed_at");
+        add_header(h, "zw_error_reason", job->dlq_reason);
+        add_header(h, "zw_error_message", job->dlq_message);
+        add_header(h, "zw_source_topic", job->part->topic);
+        snprintf(num, sizeof(num), "%d", (int)job->part->partition);
+        add_header(h, "zw_source_partition", num);
+        snprintf(num, sizeof(num), "%lld", (long long)job->offset);
+        add_header(h, "zw_source_offset", num);
+        add_header(h, "zw_worker_id", w->worker_id);
+        iso_now(now, sizeof(now));
+        add_header(h, "zw_failed_at", now);
+        topic = c->kafka.topic_dead_letter;
+        value = job->raw;
+        value_len = job->raw_len;
+    } else {
+        h = ce_headers(job, "dev.zendesk-worker.provisioning.result.v1");
+        topic = c->kafka.topic_results;
+        value = job->result_json;
+        value_len = strlen(job->result_json);
+    }
+    err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(topic),
+                            RD_KAFKA_V_KEY(job->key, job->key_len),
+                            RD_KAFKA_V_VALUE((void *)value, value_len),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                            RD_KAFKA_V_OPAQUE(dr), RD_KAFKA_V_END);
+    if (err) {
+        /* Not handed over: ours to free. Try again shortly (queue full, or
+         * a transient local error); the event stays uncommitted meanwhile. */
+        rd_kafka_headers_destroy(h);
+        ZW_LOG(ZW_LOG_WARN, "cannot produce, will retry", ZW_LF_STR("topic", topic),
+               ZW_LF_STR("error", rd_kafka_err2str(err)));
+        job->timer = 0;
+        if (dr->is_dlq)
+            job->timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + 200,
+                                       produce_retry_timer, &job->dr_dlq);
+        else
+            job->timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + 200,
+                                       produce_retry_timer, &job->dr_result);
+    }
+}
+
+static void produce_retry_timer(void *arg)
+{
+    delivery_t *dr = arg;
+    dr->job->timer = 0;
+    produce(dr->job, dr);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    delivery_t *dr = m->_private;
+    job_t *job = dr->job;
+
+    (void)rk;
+    (void)opaque;
+    if (m->err) {
+        /* The record did not reach the broker: produce it again; the
+         * offset stays uncommitted until it does. */
+        ZW_LOG(ZW_LOG_WARN, "delivery failed, producing again",
+               ZW_LF_STR("topic", rd_kafka_topic_name(m->rkt)),
+               ZW_LF_STR("error", rd_kafka_err2str(m->err)), ZW_LF_STR("event_id", job->event_id));
+        job->timer = zw_timers_add(zw_loop_timers(job->w->loop), zw_loop_now_ms() + 500,
+                                   produce_retry_timer, dr);
+        return;
+    }
+    if (--job->pending == 0)
+        job_done(job);
+}
+
+static void build_result(job_t *job)
+{
+    worker_t *w = job->w;
+    json_object *r = json_object_new_object(), *o, *ids;
+    char finished_at[32];
+    int64_t now = zw_loop_now_ms();
+
+    iso_now(finished_at, sizeof(finished_at));
+    json_object_object_add(r, "schema", json_object_new_string(RESULT_SCHEMA));
+    json_object_object_add(r, "event_id", json_object_new_string(job->event_id));
+    json_object_object_add(r, "tenant", job->ev.tenant ? json_object_new_string(job->ev.tenant)
+                                                       : NULL);
+    json_object_object_add(r, "type", job->ev.tenant
+                                          ? json_object_new_string(zw_event_type_name(job->ev.type))
+                                          : NULL);
+    json_object_object_add(r, "status", json_object_new_string(job->status));
+    json_object_object_add(r, "outcome", json_object_new_string(job->outcome));
+    json_object_object_add(r, "zendesk_user_id",
+                           job->user_id > 0 ? json_object_new_int64(job->user_id) : NULL);
+    json_object_object_add(r, "attempts", json_object_new_int(job->attempts));
+    json_object_object_add(r, "dry_run",
+                           json_object_new_boolean(job->ev.dry_run || w->cfg->worker.dry_run));
+    if (job->err_class) {
+        o = json_object_new_object();
+        json_object_object_add(o, "class", json_object_new_string(job->err_class));
+        json_object_object_add(o, "http_status",
+                               job->err_http > 0 ? json_object_new_int((int)job->err_http) : NULL);
+        json_object_object_add(o, "code",
+                               job->err_code[0] ? json_object_new_string(job->err_code) : NULL);
+        json_object_object_add(o, "message", json_object_new_string(job->err_msg));
+        json_object_object_add(r, "error", o);
+    } else {
+        json_object_object_add(r, "error", NULL);
+    }
+    ids = json_object_new_array();
+    for (size_t i = 0; i < job->n_request_ids; i++)
+        json_object_array_add(ids, json_object_new_string(job->request_ids[i]));
+    json_object_object_add(r, "zendesk_request_ids", ids);
+    json_object_object_add(r, "started_at", json_object_new_string(job->started_at));
+    json_object_object_add(r, "finished_at", json_object_new_string(finished_at));
+    json_object_object_add(r, "duration_ms", json_object_new_int64(now - job->start_ms));
+    o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(w->worker_id));
+    json_object_object_add(o, "version", json_object_new_string(ZW_VERSION));
+    json_object_object_add(r, "worker", o);
+    o = json_object_new_object();
+    json_object_object_add(o, "topic", json_object_new_string(job->part->topic));
+    json_object_object_add(o, "partition", json_object_new_int(job->part->partition));
+    json_object_object_add(o, "offset", json_object_new_int64(job->offset));
+    json_object_object_add(r, "source", o);
+    job->result_json = strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+    json_object_put(r);
+}
+
+/* Ends an event: its result (and DLQ record) go out; its key's next event
+ * may start. The job lives on until the broker acks what it produced. */
+static void job_finish(job_t *job)
+{
+    worker_t *w = job->w;
+    keyq_t *q = job->keyq;
+
+    job->finished = true;
+    job_detach(job);
+    w->stats.finished++;
+    if (strcmp(job->status, "succeeded") == 0)
+        w->stats.succeeded++;
+    else if (strcmp(job->status, "dry_run") == 0)
+        w->stats.dry_run++;
+    else
+        w->stats.failed++;
+    job_log(strcmp(job->status, "failed") == 0 ? ZW_LOG_WARN : ZW_LOG_INFO, job,
+            "event finished");
+
+    job->pending = 0;
+    if (job->event_id) {
+        build_result(job);
+        if (job->result_json) {
+            job->pending++;
+            produce(job, &job->dr_result);
+        }
+    }
+    if (job->dlq_reason) {
+        w->stats.dlq++;
+        job->pending++;
+        produce(job, &job->dr_dlq);
+    }
+    /* The raw bytes are only needed for the DLQ record (copied by produce). */
+    if (!job->dlq_reason) {
+        free(job->raw);
+        job->raw = NULL;
+    }
+
+    if (q) {
+        job->keyq = NULL;
+        q->head = job->key_next;
+        if (!q->head) {
+            zw_map_remove(w->keyqs, q->name);
+            free(q->name);
+            free(q);
+        } else {
+            q->head->started = true;
+            job_submit(q->head);
+        }
+    }
+    if (job->pending == 0)
+        job_done(job);
+}
+
+static void job_fail(job_t *job, const char *cls, long http, const char *code, const char *msg)
+{
+    job->status = "failed";
+    if (!job->outcome)
+        job->outcome = "failed";
+    job->err_class = cls;
+    job->err_http = http;
+    snprintf(job->err_code, sizeof(job->err_code), "%s", code ? code : "");
+    snprintf(job->err_msg, sizeof(job->err_msg), "%s", msg);
+    job_finish(job);
+}
+
+/* ---- tenants: lanes, budgets, auth ---- */
+
+static void tenant_wake(void *arg)
+{
+    tenant_t *t = arg;
+    t->wake_timer = 0;
+    tenant_pump(t);
+}
+
+static void tenant_wake_in(tenant_t *t, int64_t wait_ms)
+{
+    int64_t due = zw_loop_now_ms() + wait_ms;
+    zw_timers_t *timers = zw_loop_timers(t->w->loop);
+
+    if (t->wake_timer && t->wake_due <= due)
+        return;
+    if (t->wake_timer)
+        zw_timers_cancel(timers, t->wake_timer);
+    t->wake_due = due;
+    t->wake_timer = zw_timers_add(timers, due, tenant_wake, t);
+}
+
+static void lane_push(tenant_t *t, job_t *job)
+{
+    job->lane_next = NULL;
+    job->in_lane = true;
+    if (t->lane_tail[job->lane])
+        t->lane_tail[job->lane]->lane_next = job;
+    else
+        t->lane_head[job->lane] = job;
+    t->lane_tail[job->lane] = job;
+}
+
+static job_t *lane_pop(tenant_t *t, int lane)
+{
+    job_t *job = t->lane_head[lane];
+
+    if (!job)
+        return NULL;
+    t->lane_head[lane] = job->lane_next;
+    if (!t->lane_head[lane])
+        t->lane_tail[lane] = NULL;
+    job->lane_next = NULL;
+    job->in_lane = false;
+    return job;
+}
+
+static void send_request(job_t *job);
+
+/* Sends what the tenant's budget and the global in-flight cap allow, the
+ * two lanes taking turns so lookups never starve writes or the reverse. */
+static void tenant_pump(tenant_t *t)
+{
+    worker_t *w = t->w;
+    int64_t now = zw_loop_now_ms();
+
+    if (t->cfg->auth_type == ZW_AUTH_OAUTH_CLIENT_CREDENTIALS && t->token_state != TOKEN_READY) {
+        if (t->token_state == TOKEN_NONE)
+            token_fetch(t);
+        return;
+    }
+    while (zw_loop_http_in_flight(w->loop) < (size_t)w->cfg->worker.max_in_flight) {
+        int lane = t->next_lane;
+        int64_t wait;
+
+        if (!t->lane_head[lane])
+            lane = 1 - lane;
+        if (!t->lane_head[lane])
+            return;
+        wait = zw_ratelimit_take(t->budget, now);
+        if (wait > 0) {
+            tenant_wake_in(t, wait);
+            return;
+        }
+        if (lane == LANE_WRITE) {
+            int64_t wwait = zw_ratelimit_take(t->writes, now);
+            if (wwait > 0) {
+                zw_ratelimit_refund(t->budget);
+                tenant_wake_in(t, wwait);
+                if (!t->lane_head[LANE_READ])
+                    return;
+                lane = LANE_READ;
+                if (zw_ratelimit_take(t->budget, now) > 0)
+                    return;
+            }
+        }
+        t->next_lane = 1 - lane;
+        send_request(lane_pop(t, lane));
+    }
+}
+
+static void pump_all(worker_t *w)
+{
+    /* Start at a rotating tenant so none is always served last. */
+    static size_t start;
+
+    if (w->n_tenants == 0)
+        return;
+    start = (start + 1) % w->n_tenants;
+    for (size_t i = 0; i < w->n_tenants; i++)
+        tenant_pump(&w->tenants[(start + i) % w->n_tenants]);
+}
+
+static void token_timer(void *arg)
+{
+    tenant_t *t = arg;
+
+    t->token_timer = 0;
+    if (t->token_state == TOKEN_FAILED)
+        t->token_state = TOKEN_NONE;
+    if (t->token_state == TOKEN_READY)
+        t->token_renewing = true;
+    token_fetch(t);
+}
+
+static void token_fetch(tenant_t *t)
+{
+    worker_t *w = t->w;
+    json_object *body = json_object_new_object();
+    char errstr[256];
+    zw_http_t *req;
+
+    if (t->token_state == TOKEN_FETCHING)
+        return;
+    if (t->token_state != TOKEN_READY)
+        t->token_state = TOKEN_FETCHING;
+    json_object_object_add(body, "grant_type", json_object_new_string("client_credentials"));
+    json_object_object_add(body, "client_id", json_object_new_string(t->cfg->client_id));
+    json_object_object_add(body, "client_secret", json_object_new_string(t->cfg->client_secret));
+    json_object_object_add(body, "scope", json_object_new_string(t->cfg->scope));
+    req = zw_http_new(&w->http, t->cfg->subdomain, "POST", "/oauth/tokens",
+                      json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), NULL,
+                      ZW_ENDPOINT_OAUTH, t, errstr, sizeof(errstr));
+    /* The serialised body held the secret; json-c frees it with the object. */
+    json_object_put(body);
+    if (!req || zw_loop_http_start(w->loop, req) != 0) {
+        zw_http_destroy(req);
+        t->token_state = t->token_state == TOKEN_FETCHING ? TOKEN_FAILED : t->token_state;
+        t->token_timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + 1000,
+                                       token_timer, t);
+        return;
+    }
+    ZW_LOG(ZW_LOG_DEBUG, "requesting an OAuth access token", ZW_LF_STR("tenant", t->cfg->subdomain));
+}
+
+static void tenant_fail_waiting(tenant_t *t, const char *cls, long http, const char *code,
+                                const char *msg)
+{
+    for (int lane = 0; lane < N_LANES; lane++) {
+        job_t *job;
+        while ((job = lane_pop(t, lane)))
+            job_fail(job, cls, http, code, msg);
+    }
+}
+
+static void token_done(tenant_t *t, zw_http_t *req)
+{
+    worker_t *w = t->w;
+    zw_class_t cls = zw_retry_classify(req->status, req->curl_code);
+    json_object *root = NULL, *v;
+    const char *token = NULL;
+    int64_t expires_in = 0;
+
+    if (cls == ZW_CLASS_OK && (root = zw_http_json(req)) &&
+        json_object_object_get_ex(root, "access_token", &v) &&
+        json_object_is_type(v, json_type_string)) {
+        token = json_object_get_string(v);
+        if (json_object_object_get_ex(root, "expires_in", &v))
+            expires_in = json_object_get_int64(v);
+    }
+    if (token && *token) {
+        size_t n = strlen(token) + 8;
+        char *auth = malloc(n);
+        if (auth) {
+            snprintf(auth, n, "Bearer %s", token);
+            if (t->authorization) {
+                memset(t->authorization, 0, strlen(t->authorization));
+                free(t->authorization);
+            }
+            t->authorization = auth;
+            t->token_state = TOKEN_READY;
+            t->token_renewing = false;
+            t->token_gen++;
+            t->token_failures = 0;
+            /* Renew at 80% of the lifetime: never use a token about to expire. */
+            if (expires_in <= 0)
+                expires_in = 3600;
+            if (t->token_timer)
+                zw_timers_cancel(zw_loop_timers(w->loop), t->token_timer);
+            t->token_timer = zw_timers_add(zw_loop_timers(w->loop),
+                                           zw_loop_now_ms() + (expires_in * 800 > 5000
+                                                                   ? expires_in * 800
+                                                                   : 5000),
+                                           token_timer, t);
+            ZW_LOG(ZW_LOG_INFO, "OAuth access token obtained",
+                   ZW_LF_STR("tenant", t->cfg->subdomain), ZW_LF_INT("expires_in_s", expires_in));
+        }
+        json_object_put(root);
+        tenant_pump(t);
+        return;
+    }
+    json_object_put(root);
+    t->token_failures++;
+    if (t->token_renewing) {
+        /* The current token still works: try again later. */
+        t->token_renewing = false;
+        t->token_timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + 5000,
+                                       token_timer, t);
+        return;
+    }
+    if (cls == ZW_CLASS_TRANSIENT || cls == ZW_CLASS_RATE_LIMITED) {
+        int64_t delay = zw_backoff_delay_ms(t->token_failures, w->cfg->worker.backoff_base_ms,
+                                            w->cfg->worker.backoff_max_ms, &w->rng);
+        t->token_state = TOKEN_FAILED;
+        t->token_timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + delay,
+                                       token_timer, t);
+        ZW_LOG(ZW_LOG_WARN, "OAuth token request failed, retrying",
+               ZW_LF_STR("tenant", t->cfg->subdomain), ZW_LF_INT("http_status", req->status));
+        return;
+    }
+    /* Refused credentials: waiting events fail with class auth; a new
+     * grant is tried later for the events still to come. */
+    {
+        char code[64];
+        zw_http_error_code(req, code, sizeof(code));
+        ZW_LOG(ZW_LOG_ERROR, "OAuth token refused", ZW_LF_STR("tenant", t->cfg->subdomain),
+               ZW_LF_INT("http_status", req->status), ZW_LF_STR("code", code));
+        t->token_state = TOKEN_FAILED;
+        t->token_timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + OAUTH_RETRY_MS,
+                                       token_timer, t);
+        tenant_fail_waiting(t, "auth", req->status, code[0] ? code : "invalid_grant",
+                            "the OAuth client credentials grant was refused");
+    }
+}
+
+/* ---- one event's Zendesk calls ---- */
+
+static bool job_is_dry(const job_t *job)
+{
+    return job->ev.dry_run || job->w->cfg->worker.dry_run;
+}
+
+/* Queues the job's next request on its tenant's lane. */
+static void job_submit(job_t *job)
+{
+    tenant_t *t = job->tenant;
+
+    if (!job->lookup_done)
+        job->lane = LANE_READ;
+    else
+        job->lane = job->plan.step == ZW_STEP_DELETE ? LANE_READ : LANE_WRITE;
+    lane_push(t, job);
+    tenant_pump(t);
+}
+
+static void send_request(job_t *job)
+{
+    worker_t *w = job->w;
+    tenant_t *t = job->tenant;
+    char path[600], errstr[256];
+    const char *method = "GET";
+    zw_endpoint_class_t ep = ZW_ENDPOINT_READ;
+    zw_http_t *req;
+
+    if (!job->lookup_done) {
+        char *esc = zw_zendesk_escape(job->ev.person.external_id);
+        snprintf(path, sizeof(path), "/api/v2/users/show_many?external_ids=%s", esc ? esc : "");
+        free(esc);
+    } else if (job->plan.step == ZW_STEP_CREATE_OR_UPDATE) {
+        method = "POST";
+        ep = ZW_ENDPOINT_WRITE;
+        snprintf(path, sizeof(path), "/api/v2/users/create_or_update");
+    } else if (job->plan.step == ZW_STEP_UPDATE) {
+        method = "PUT";
+        ep = ZW_ENDPOINT_WRITE;
+        snprintf(path, sizeof(path), "/api/v2/users/%lld", (long long)job->plan.user_id);
+    } else {
+        method = "DELETE";
+        ep = ZW_ENDPOINT_DELETE;
+        snprintf(path, sizeof(path), "/api/v2/users/%lld", (long long)job->plan.user_id);
+    }
+    req = zw_http_new(&w->http, t->cfg->subdomain, method, path,
+                      job->lookup_done ? job->plan.body : NULL, t->authorization, ep, job, errstr,
+                      sizeof(errstr));
+    if (!req || zw_loop_http_start(w->loop, req) != 0) {
+        zw_http_destroy(req);
+        job_fail(job, "transient_exhausted", 0, "LocalError", "cannot start a Zendesk request");
+        return;
+    }
+    job->http = req;
+    job->token_gen = t->token_gen;
+    job->attempts++;
+    w->stats.http_requests++;
+}
+
+static void job_retry_timer(void *arg)
+{
+    job_t *job = arg;
+    job->timer = 0;
+    job_submit(job);
+}
+
+static bool past_deadline(const job_t *job, int64_t extra_ms)
+{
+    return zw_loop_now_ms() + extra_ms - job->start_ms > job->w->cfg->worker.retry_deadline_ms;
+}
+
+static void job_retry_later(job_t *job, int64_t delay_ms)
+{
+    job->w->stats.retries++;
+    job->timer = zw_timers_add(zw_loop_timers(job->w->loop), zw_loop_now_ms() + delay_ms,
+                               job_retry_timer, job);
+}
+
+static void record_request_id(job_t *job, const zw_http_t *req)
+{
+    if (req->request_id[0] && job->n_request_ids < MAX_REQUEST_IDS) {
+        char *id = strdup(req->request_id);
+        if (id)
+            job->request_ids[job->n_request_ids++] = id;
+    }
+}
+
+/* Finds the active user whose external_id matches (case-insensitively, as
+ * Zendesk matches it) in a show_many answer. Returns a new reference. */
+static json_object *pick_user(json_object *root, const char *external_id)
+{
+    json_object *users;
+    size_t n;
+
+    if (!root || !json_object_object_get_ex(root, "users", &users) ||
+        !json_object_is_type(users, json_type_array))
+        return NULL;
+    n = json_object_array_length(users);
+    for (size_t i = 0; i < n; i++) {
+        json_object *u = json_object_array_get_idx(users, i), *v;
+        const char *ext;
+        if (!json_object_object_get_ex(u, "external_id", &v) ||
+            !(ext = json_object_get_string(v)) || strcasecmp(ext, external_id) != 0)
+            continue;
+        if (json_object_object_get_ex(u, "active", &v) && !json_object_get_boolean(v))
+            continue;
+        return json_object_get(u);
+    }
+    return NULL;
+}
+
+static int64_t response_user_id(const zw_http_t *req)
+{
+    json_object *root = zw_http_json(req), *user, *id;
+    int64_t v = 0;
+
+    if (root && json_object_object_get_ex(root, "user", &user) &&
+        json_object_object_get_ex(user, "id", &id))
+        v = json_object_get_int64(id);
+    json_object_put(root);
+    return v;
+}
+
+static void job_after_lookup(job_t *job, zw_http_t *req)
+{
+    json_object *root = zw_http_json(req);
+    zw_leaver_policy_t policy = job->tenant->cfg->leaver_policy;
+
+    if (!root) {
+        /* A 200 that is not JSON: Zendesk misbehaved; retry as transient. */
+        json_object_put(root);
+        job->failures++;
+        if (job->attempts >= job->w->cfg->worker.max_attempts || past_deadline(job, 0)) {
+            job_fail(job, "transient_exhausted", req->status, "InvalidResponse",
+                     "Zendesk answered the lookup with a body that is not JSON");
+            return;
+        }
+        job_retry_later(job, zw_backoff_delay_ms(job->failures, job->w->cfg->worker.backoff_base_ms,
+                                                 job->w->cfg->worker.backoff_max_ms, &job->w->rng));
+        return;
+    }
+    json_object_put(job->current);
+    job->current = pick_user(root, job->ev.person.external_id);
+    json_object_put(root);
+    zw_plan_cleanup(&job->plan);
+    if (zw_plan_decide(&job->ev, policy, job->current, &job->plan) != 0) {
+        job_fail(job, "permanent", 0, "LocalError", "out of memory planning the change");
+        return;
+    }
+    job->lookup_done = true;
+    job->user_id = job->plan.user_id;
+    if (job->plan.fail_not_found) {
+        job->outcome = "not_found";
+        job_fail(job, "permanent", 0, "UserNotFound",
+                 "no Zendesk user has this external_id, and the event lacks email and name to "
+                 "create one");
+        return;
+    }
+    if (job->plan.step == ZW_STEP_NONE) {
+        job->status = job_is_dry(job) ? "dry_run" : "succeeded";
+        job->outcome = job->plan.outcome;
+        job_finish(job);
+        return;
+    }
+    if (job_is_dry(job)) {
+        job->status = "dry_run";
+        job->outcome = job->plan.dry_outcome;
+        job_finish(job);
+        return;
+    }
+    job_submit(job);
+}
+
+static void job_after_write(job_t *job, zw_http_t *req, zw_class_t cls)
+{
+    if (cls == ZW_CLASS_NOT_FOUND) {
+        if (job->plan.step == ZW_STEP_DELETE) {
+            /* Gone already: a leaver's goal is met. */
+            job->status = "succeeded";
+            job->outcome = "not_found";
+            job_finish(job);
+            return;
+        }
+        /* The user vanished between lookup and write: look again. */
+        job->lookup_done = false;
+        job_submit(job);
+        return;
+    }
+    job->status = "succeeded";
+    job->outcome = job->plan.outcome;
+    if (job->plan.step == ZW_STEP_CREATE_OR_UPDATE && req->status == 200)
+        job->outcome = "updated"; /* matched an existing user by e-mail */
+    if (job->plan.step != ZW_STEP_DELETE) {
+        int64_t id = response_user_id(req);
+        if (id > 0)
+            job->user_id = id;
+    }
+    job_finish(job);
+}
+
+static void job_http_done(job_t *job, zw_http_t *req)
+{
+    worker_t *w = job->w;
+    tenant_t *t = job->tenant;
+    zw_class_t cls = zw_retry_classify(req->status, req->curl_code);
+    const zw_config_t *c = w->cfg;
+    char code[64] = "", msg[300];
+
+    job->http = NULL;
+    if (job->abandoned) {
+        /* Its partition was handed back while this was in flight. */
+        job_free(job);
+        return;
+    }
+    record_request_id(job, req);
+    if (cls == ZW_CLASS_OK || (cls == ZW_CLASS_NOT_FOUND && job->lookup_done)) {
+        if (!job->lookup_done)
+            job_after_lookup(job, req);
+        else
+            job_after_write(job, req, cls);
+        return;
+    }
+    switch (cls) {
+    case ZW_CLASS_RATE_LIMITED: {
+        int64_t wait = zw_retry_after_ms(req->retry_after, time(NULL));
+        if (wait < 0)
+            wait = req->rl_reset > 0 ? req->rl_reset * 1000 : 10000;
+        w->stats.rate_limited++;
+        /* A write refused while the account still has budget hit the
+         * single-user write limit: stop only the tenant's writes. */
+        if (req->endpoint == ZW_ENDPOINT_WRITE && req->rl_remaining > 0)
+            zw_ratelimit_block_until(t->writes, zw_loop_now_ms() + wait);
+        else
+            zw_ratelimit_block_until(t->budget, zw_loop_now_ms() + wait);
+        ZW_LOG(ZW_LOG_WARN, "rate limited by Zendesk", ZW_LF_STR("tenant", t->cfg->subdomain),
+               ZW_LF_INT("retry_after_ms", wait), ZW_LF_STR("event_id", job->event_id));
+        if (past_deadline(job, wait)) {
+            job_fail(job, "rate_limited", 429, "APIRateLimitExceeded",
+                     "still rate limited when the retry deadline passed");
+            return;
+        }
+        /* The wait is the tenant's block: requeue now, the lane waits. */
+        job_submit(job);
+        return;
+    }
+    case ZW_CLASS_AUTH:
+        zw_http_error_code(req, code, sizeof(code));
+        if (t->cfg->auth_type == ZW_AUTH_OAUTH_CLIENT_CREDENTIALS && req->status == 401 &&
+            !job->auth_retried) {
+            job->auth_retried = true;
+            if (job->token_gen == t->token_gen && t->token_state == TOKEN_READY) {
+                t->token_state = TOKEN_NONE; /* expired or revoked: get a new one */
+                ZW_LOG(ZW_LOG_INFO, "access token refused, renewing",
+                       ZW_LF_STR("tenant", t->cfg->subdomain));
+            }
+            job_submit(job);
+            return;
+        }
+        snprintf(msg, sizeof(msg), "Zendesk refused the credentials (HTTP %ld)", req->status);
+        job_fail(job, "auth", req->status, code, msg);
+        return;
+    case ZW_CLASS_PERMANENT:
+    case ZW_CLASS_NOT_FOUND:
+        zw_http_error_code(req, code, sizeof(code));
+        if (req->status)
+            snprintf(msg, sizeof(msg), "Zendesk refused the %s (HTTP %ld%s%s)",
+                     job->lookup_done ? "change" : "lookup", req->status, code[0] ? ", " : "",
+                     code);
+        else
+            snprintf(msg, sizeof(msg), "request failed: %s",
+                     req->errbuf[0] ? req->errbuf : curl_easy_strerror((CURLcode)req->curl_code));
+        job_fail(job, "permanent", req->status, code, msg);
+        return;
+    case ZW_CLASS_TRANSIENT:
+    default: {
+        int64_t delay;
+        job->failures++;
+        zw_http_error_code(req, code, sizeof(code));
+        if (req->status)
+            snprintf(msg, sizeof(msg), "gave up after %d attempts; last: HTTP %ld%s%s",
+                     job->attempts, req->status, code[0] ? " " : "", code);
+        else
+            snprintf(msg, sizeof(msg), "gave up after %d attempts; last: %s", job->attempts,
+                     curl_easy_strerror((CURLcode)req->curl_code));
+        delay = zw_backoff_delay_ms(job->failures, c->worker.backoff_base_ms,
+                                    c->worker.backoff_max_ms, &w->rng);
+        /* A 503 with Retry-After says exactly how long to wait. */
+        if (req->retry_after[0]) {
+            int64_t ra = zw_retry_after_ms(req->retry_after, time(NULL));
+            if (ra > delay)
+                delay = ra;
+        }
+        if (job->attempts >= c->worker.max_attempts || past_deadline(job, delay)) {
+            job_fail(job, "transient_exhausted", req->status, code[0] ? code : NULL, msg);
+            return;
+        }
+        ZW_LOG(ZW_LOG_DEBUG, "transient failure, retrying", ZW_LF_STR("event_id", job->event_id),
+               ZW_LF_INT("http_status", req->status), ZW_LF_INT("curl_code", req->curl_code),
+               ZW_LF_INT("delay_ms", delay));
+        job_retry_later(job, delay);
+        return;
+    }
+    }
+}
+
+static void on_http_done(zw_http_t *req, void *arg)
+{
+    worker_t *w = arg;
+    owner_kind_t kind = *(owner_kind_t *)req->owner;
+    tenant_t *t;
+
+    if (kind == OWNER_TENANT) {
+        t = req->owner;
+        token_done(t, req);
+    } else {
+        job_t *job = req->owner;
+        t = job->tenant;
+        if (req->endpoint != ZW_ENDPOINT_OAUTH && req->rl_remaining >= 0)
+            zw_ratelimit_observe(t->budget, zw_loop_now_ms(), req->rl_remaining, req->rl_limit,
+                                 req->rl_reset, w->share);
+        job_http_done(job, req);
+    }
+    zw_http_destroy(req);
+    pump_all(w);
+}
+
+/* ---- consuming ---- */
+
+static part_t *part_get(worker_t *w, const char *topic, int32_t partition)
+{
+    char *name = part_name(topic, partition);
+    part_t *p = name ? zw_map_get(w->parts, name) : NULL;
+
+    if (!p && name) {
+        p = calloc(1, sizeof(*p));
+        if (p) {
+            p->topic = strdup(topic);
+            p->partition = partition;
+            p->offsets = zw_offsets_new();
+            if (!p->topic || !p->offsets || zw_map_put(w->parts, name, p) != 0) {
+                zw_offsets_destroy(p->offsets);
+                free(p->topic);
+                free(p);
+                p = NULL;
+            }
+        }
+    }
+    free(name);
+    return p;
+}
+
+static void job_reject(job_t *job, const char *reason, const char *cls, const char *msg)
+{
+    job->dlq_reason = reason;
+    snprintf(job->dlq_message, sizeof(job->dlq_message), "%s", msg);
+    job->outcome = "failed";
+    job_fail(job, cls, 0, reason, msg);
+}
+
+static void on_message(worker_t *w, rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    part_t *part = part_get(w, topic, m->partition);
+    job_t *job;
+    char errstr[300], *id = NULL;
+    zw_event_error_t perr;
+    rd_kafka_headers_t *hdrs = NULL;
+
+    if (!part || part->revoked) {
+        ZW_LOG(ZW_LOG_ERROR, "no state for partition; message left uncommitted",
+               ZW_LF_STR("topic", topic), ZW_LF_INT("partition", m->partition));
+        return;
+    }
+    job = calloc(1, sizeof(*job));
+    if (!job || zw_offsets_track(part->offsets, m->offset) != 0) {
+        ZW_LOG(ZW_LOG_ERROR, "cannot track message; it stays uncommitted",
+               ZW_LF_STR("topic", topic), ZW_LF_INT("partition", m->partition),
+               ZW_LF_INT("offset", m->offset));
+        free(job);
+        return;
+    }
+    w->n_jobs++;
+    w->stats.consumed++;
+    job->kind = OWNER_JOB;
+    job->w = w;
+    job->part = part;
+    job->offset = m->offset;
+    job->part_next = part->jobs;
+    if (part->jobs)
+        part->jobs->part_prev = job;
+    part->jobs = job;
+    job->start_ms = zw_loop_now_ms();
+    iso_now(job->started_at, sizeof(job->started_at));
+    job->dr_result.job = job;
+    job->dr_dlq.job = job;
+    job->dr_dlq.is_dlq = 1;
+    if (m->key_len > 0) {
+        job->key = malloc(m->key_len + 1);
+        if (job->key) {
+            memcpy(job->key, m->key, m->key_len);
+            job->key[m->key_len] = '\0';
+            job->key_len = m->key_len;
+        }
+    }
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs)
+        job->headers = rd_kafka_headers_copy(hdrs);
+    job->raw = malloc(m->len + 1);
+    if (job->raw) {
+        if (m->len)
+            memcpy(job->raw, m->payload, m->len);
+        job->raw_len = m->len;
+    }
+
+    perr = zw_event_parse(m->payload, m->len, (size_t)w->cfg->worker.max_event_bytes, &job->ev,
+                          &id, errstr, sizeof(errstr));
+    job->event_id = id;
+    if (perr != ZW_EVENT_OK) {
+        job_reject(job, zw_event_error_name(perr), "invalid_event", errstr);
+        return;
+    }
+    job->tenant = tenant_find(w, job->ev.tenant);
+    if (!job->tenant) {
+        /* Never a URL from event data: only configured tenants are reached. */
+        snprintf(errstr, sizeof(errstr), "tenant '%s' is not configured", job->ev.tenant);
+        job_reject(job, "unknown_tenant", "unknown_tenant", errstr);
+        return;
+    }
+
+    /* Same key, offset order: queue behind the key's active event. The
+     * key queue is per partition, as Kafka's ordering is. */
+    {
+        size_t n = strlen(topic) + (job->key ? job->key_len : 0) + strlen(job->ev.tenant) +
+                   strlen(job->ev.person.external_id) + 32;
+        char *name = malloc(n);
+        keyq_t *q;
+        if (!name) {
+            job_fail(job, "permanent", 0, "LocalError", "out of memory");
+            return;
+        }
+        if (job->key)
+            snprintf(name, n, "%s\x1f%d\x1f%s", topic, (int)m->partition, job->key);
+        else
+            snprintf(name, n, "%s\x1f%d\x1f%s/%s", topic, (int)m->partition, job->ev.tenant,
+                     job->ev.person.external_id);
+        q = zw_map_get(w->keyqs, name);
+        if (q) {
+            q->tail->key_next = job;
+            q->tail = job;
+            job->keyq = q;
+            free(name);
+            return;
+        }
+        q = calloc(1, sizeof(*q));
+        if (!q || zw_map_put(w->keyqs, name, q) != 0) {
+            free(q);
+            free(name);
+            job_fail(job, "permanent", 0, "LocalError", "out of memory");
+            return;
+        }
+        q->name = name;
+        q->head = q->tail = job;
+        job->keyq = q;
+        job->started = true;
+        job_submit(job);
+    }
+}
+
+static void set_paused(worker_t *w, bool pause)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+
+    if (w->paused == pause)
+        return;
+    if (rd_kafka_assignment(w->consumer, &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a) {
+        if (pause)
+            rd_kafka_pause_partitions(w->consumer, a);
+        else
+            rd_kafka_resume_partitions(w->consumer, a);
+        rd_kafka_topic_partition_list_destroy(a);
+    }
+    w->paused = pause;
+    ZW_LOG(ZW_LOG_DEBUG, pause ? "partitions paused" : "partitions resumed",
+           ZW_LF_INT("jobs", w->n_jobs));
+}
+
+static void backpressure(worker_t *w)
+{
+    if (w->stopping)
+        return;
+    if (!w->paused && w->n_jobs >= w->max_jobs)
+        set_paused(w, true);
+    else if (w->paused && w->n_jobs <= w->max_jobs / 2)
+        set_paused(w, false);
+}
+
+static void consume_some(worker_t *w)
+{
+    int n = 0;
+    rd_kafka_message_t *m;
+
+    w->consumer_more = false;
+    while ((m = rd_kafka_consumer_poll(w->consumer, 0))) {
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                ZW_LOG(ZW_LOG_WARN, "consumer error", ZW_LF_STR("error", rd_kafka_message_errstr(m)));
+        } else {
+            /* Every polled message is processed, even while pausing:
+             * dropping one would let a later commit skip it. */
+            on_message(w, m);
+        }
+        rd_kafka_message_destroy(m);
+        if (++n >= CONSUME_BATCH) {
+            w->consumer_more = true; /* the fd will not fire again until drained */
+            break;
+        }
+        if (w->n_jobs >= w->max_jobs)
+            backpressure(w);
+    }
+    backpressure(w);
+}
+
+static void on_consumer_fd(int fd, void *arg)
+{
+    zw_kafka_fd_drain(fd);
+    consume_some(arg);
+}
+
+static void on_producer_fd(int fd, void *arg)
+{
+    worker_t *w = arg;
+    zw_kafka_fd_drain(fd);
+    while (rd_kafka_poll(w->producer, 0) > 0)
+        ;
+    backpressure(w);
+}
+
+static void on_signal_fd(int fd, void *arg)
+{
+    worker_t *w = arg;
+    char buf[16];
+    ssize_t n = read(fd, buf, sizeof(buf));
+
+    (void)n;
+    if (!w->stopping) {
+        w->stopping = true;
+        w->stop_deadline = zw_loop_now_ms() + w->cfg->worker.shutdown_timeout_ms;
+        ZW_LOG(ZW_LOG_INFO, "shutting down: finishing in-flight work",
+               ZW_LF_INT("jobs", w->n_jobs),
+               ZW_LF_INT("timeout_ms", w->cfg->worker.shutdown_timeout_ms));
+        w->paused = false;
+        set_paused(w, true);
+    }
+}
+
+/* ---- rebalancing ---- */
+
+static void update_share(worker_t *w)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->consumer, w->cfg->kafka.topic_provisioning, NULL);
+    int total = 0;
+    double share;
+
+    if (rkt && rd_kafka_metadata(w->consumer, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md && md->topic_cnt == 1)
+        total = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    /* Tenants' events are spread over partitions by key, so this
+     * replica's share of a tenant's work is its share of partitions. */
+    share = total > 0 ? (double)w->n_assigned / total : 1.0;
+    if (share > 1.0)
+        share = 1.0;
+    if (share < 0.01)
+        share = 0.01;
+    w->share = share;
+    for (size_t i = 0; i < w->n_tenants; i++) {
+        tenant_t *t = &w->tenants[i];
+        double rpm = t->cfg->plan_rpm * share, wrpm = t->cfg->single_write_per_minute * share;
+        zw_ratelimit_set_rate(t->budget, rpm, rpm / 12 > 1 ? rpm / 12 : 1, zw_loop_now_ms());
+        zw_ratelimit_set_rate(t->writes, wrpm, 1, zw_loop_now_ms());
+    }
+    ZW_LOG(ZW_LOG_INFO, "assignment changed", ZW_LF_INT("partitions", (long long)w->n_assigned),
+           ZW_LF_INT("topic_partitions", total), ZW_LF_INT("share_permille", (long long)(share * 1000)));
+}
+
+/* Drops the revoked partition's work that has not reached Zendesk; work in
+ * flight ends quietly when its response arrives; finished work still
+ * delivers its results. The new owner redoes the rest (idempotently). */
+static void part_revoke(worker_t *w, part_t *part)
+{
+    job_t *job = part->jobs;
+
+    part->revoked = true;
+    while (job) {
+        job_t *next = job->part_next;
+        if (job->keyq) {
+            keyq_t *q = job->keyq;
+            if (zw_map_get(w->keyqs, q->name) == q)
+                zw_map_remove(w->keyqs, q->name);
+            for (job_t *k = q->head; k; k = k->key_next)
+                k->keyq = NULL;
+            free(q->name);
+            free(q);
+        }
+        job = next;
+    }
+    job = part->jobs;
+    while (job) {
+        job_t *next = job->part_next;
+        if (!job->finished) {
+            job_detach(job);
+            if (job->http)
+                job->abandoned = true;
+            else
+                job_free(job);
+        }
+        job = next;
+    }
+    if (!part->jobs) {
+        part_free(part);
+    } else {
+        part->zombie_next = w->zombies;
+        w->zombies = part;
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    worker_t *w = opaque;
+    rd_kafka_error_t *error = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++)
+            part_get(w, parts->elems[i].topic, parts->elems[i].partition);
+        error = rd_kafka_incremental_assign(rk, parts);
+        w->ever_assigned = true;
+        w->n_assigned += (size_t)parts->cnt;
+        if (w->paused)
+            rd_kafka_pause_partitions(rk, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        /* Commit what is done before handing the partitions over. */
+        rd_kafka_commit(rk, NULL, 0);
+        for (int i = 0; i < parts->cnt; i++) {
+            char *name = part_name(parts->elems[i].topic, parts->elems[i].partition);
+            part_t *p = name ? zw_map_remove(w->parts, name) : NULL;
+            free(name);
+            if (p)
+                part_revoke(w, p);
+        }
+        error = rd_kafka_incremental_unassign(rk, parts);
+        w->n_assigned = w->n_assigned >= (size_t)parts->cnt ? w->n_assigned - (size_t)parts->cnt
+                                                            : 0;
+    } else {
+        ZW_LOG(ZW_LOG_ERROR, "rebalance failed", ZW_LF_STR("error", rd_kafka_err2str(err)));
+        error = rd_kafka_incremental_unassign(rk, parts);
+    }
+    if (error) {
+        ZW_LOG(ZW_LOG_ERROR, "incremental (un)assign failed",
+               ZW_LF_STR("error", rd_kafka_error_string(error)));
+        rd_kafka_error_destroy(error);
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        ZW_LOG(ZW_LOG_INFO,
+               err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "partition assigned"
+                                                           : "partition revoked",
+               ZW_LF_STR("topic", parts->elems[i].topic),
+               ZW_LF_INT("partition", parts->elems[i].partition));
+    if (!w->stopping)
+        update_share(w);
+}
+
+/* ---- setup, the loop, shutdown ---- */
+
+static void tick(void *arg)
+{
+    worker_t *w = arg;
+    int64_t now = zw_loop_now_ms();
+
+    /* librdkafka's fds fire only on empty -> non-empty: poll anyway. */
+    consume_some(w);
+    while (rd_kafka_poll(w->producer, 0) > 0)
+        ;
+    if (now >= w->next_stats_ms) {
+        w->next_stats_ms = now + STATS_EVERY_MS;
+        ZW_LOG(ZW_LOG_INFO, "progress", ZW_LF_INT("consumed", w->stats.consumed),
+               ZW_LF_INT("finished", w->stats.finished), ZW_LF_INT("succeeded", w->stats.succeeded),
+               ZW_LF_INT("failed", w->stats.failed), ZW_LF_INT("dlq", w->stats.dlq),
+               ZW_LF_INT("retries", w->stats.retries),
+               ZW_LF_INT("rate_limited", w->stats.rate_limited),
+               ZW_LF_INT("http_requests", w->stats.http_requests),
+               ZW_LF_INT("jobs", w->n_jobs),
+               ZW_LF_INT("in_flight", zw_loop_http_in_flight(w->loop)));
+    }
+    zw_timers_add(zw_loop_timers(w->loop), now + TICK_MS, tick, w);
+}
+
+static int setup_tenants(worker_t *w, char *errstr, size_t errstr_size)
+{
+    const zw_config_t *c = w->cfg;
+    int64_t now = zw_loop_now_ms();
+
+    w->n_tenants = c->zendesk.n_tenants;
+    w->tenants = calloc(w->n_tenants, sizeof(tenant_t));
+    if (!w->tenants)
+        goto oom;
+    for (size_t i = 0; i < w->n_tenants; i++) {
+        tenant_t *t = &w->tenants[i];
+        const zw_tenant_config_t *tc = &c->zendesk.tenants[i];
+        t->kind = OWNER_TENANT;
+        t->w = w;
+        t->cfg = tc;
+        t->budget = zw_ratelimit_new(tc->plan_rpm, tc->plan_rpm / 12 > 1 ? tc->plan_rpm / 12 : 1,
+                                     now);
+        t->writes = zw_ratelimit_new(tc->single_write_per_minute, 1, now);
+        if (!t->budget || !t->writes)
+            goto oom;
+        if (tc->auth_type == ZW_AUTH_API_TOKEN) {
+            t->authorization = zw_zendesk_basic_auth(tc->email, tc->token);
+            if (!t->authorization)
+                goto oom;
+            t->token_state = TOKEN_READY;
+        }
+    }
+    return 0;
+oom:
+    snprintf(errstr, errstr_size, "out of memory setting up tenants");
+    return -1;
+}
+
+static void worker_id(char *out, size_t size)
+{
+    const char *pod = getenv("POD_NAME");
+    char host[100] = "localhost";
+
+    if (pod && *pod) {
+        snprintf(out, size, "%s", pod);
+        return;
+    }
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    snprintf(out, size, "%s:%ld", host, (long)getpid());
+}
+
+static void free_keyq(const char *key, void *value, void *arg)
+{
+    keyq_t *q = value;
+    (void)key;
+    (void)arg;
+    free(q->name);
+    free(q);
+}
+
+/* At exit: frees a partition and whatever jobs it still has. */
+static void free_part_jobs(part_t *p)
+{
+    while (p->jobs) {
+        job_t *job = p->jobs;
+        p->jobs = job->part_next;
+        job_release(job);
+    }
+    part_free(p);
+}
+
+static void free_part(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    free_part_jobs(value);
 }
 
 int zw_worker_run(const zw_config_t *config)
 {
+    worker_t w_storage, *w = &w_storage;
     char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_t *rk;
     rd_kafka_topic_partition_list_t *topics;
+    rd_kafka_queue_t *q;
     struct sigaction sa;
+    int rc = ZW_EXIT_OK;
 
+    memset(w, 0, sizeof(*w));
+    w->cfg = config;
+    w->consumer_fd = w->producer_fd = -1;
+    w->share = 1.0;
+    w->max_jobs = (size_t)config->worker.max_in_flight * 8 > 1024
+                      ? (size_t)config->worker.max_in_flight * 8
+                      : 1024;
+    w->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)zw_loop_now_ms();
+    if (!w->rng)
+        w->rng = 0x9E3779B97F4A7C15ull;
+    worker_id(w->worker_id, sizeof(w->worker_id));
+    snprintf(w->user_agent, sizeof(w->user_agent), "zendesk-worker/%s", ZW_VERSION);
+    w->http.base_url = config->zendesk.base_url;
+    w->http.connect_to = config->zendesk.connect_to;
+    w->http.ca_file = config->zendesk.ca_file;
+    w->http.timeout_ms = config->zendesk.timeout_ms;
+    w->http.user_agent = w->user_agent;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        zw_logf(ZW_LOG_ERROR, "cannot initialise libcurl");
+        return ZW_EXIT_SOFTWARE;
+    }
+    if (pipe(signal_pipe) != 0) {
+        zw_logf(ZW_LOG_ERROR, "pipe: %s", strerror(errno));
+        return ZW_EXIT_SOFTWARE;
+    }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", config->kafka.bootstrap_servers, errstr,
-                          sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "group.id", config->kafka.group_id, errstr, sizeof(errstr)) !=
-            RD_KAFKA_CONF_OK) {
-        zw_logf(ZW_LOG_ERROR, "kafka configuration: %s", errstr);
-        rd_kafka_conf_destroy(conf);
-        return ZW_EXIT_SOFTWARE;
+    w->parts = zw_map_new();
+    w->keyqs = zw_map_new();
+    w->loop = zw_loop_new(on_http_done, w, 0, errstr, sizeof(errstr));
+    if (!w->parts || !w->keyqs || !w->loop || setup_tenants(w, errstr, sizeof(errstr)) != 0) {
+        zw_logf(ZW_LOG_ERROR, "setup: %s", w->loop ? errstr : "out of memory");
+        rc = ZW_EXIT_SOFTWARE;
+        goto out;
     }
-    for (size_t i = 0; i < config->kafka.n_properties; i++) {
-        if (rd_kafka_conf_set(conf, config->kafka.property_names[i],
-                              config->kafka.property_values[i], errstr,
-                              sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-            zw_logf(ZW_LOG_ERROR, "kafka property %s rejected", config->kafka.property_names[i]);
-            rd_kafka_conf_destroy(conf);
-            return ZW_EXIT_SOFTWARE;
-        }
+    w->producer = zw_kafka_producer_new(config, on_delivery, w, errstr, sizeof(errstr));
+    if (!w->producer) {
+        zw_logf(ZW_LOG_ERROR, "cannot create the producer: %s", errstr);
+        rc = ZW_EXIT_SOFTWARE;
+        goto out;
     }
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!rk) {
+    w->consumer = zw_kafka_consumer_new(config, on_rebalance, w, errstr, sizeof(errstr));
+    if (!w->consumer) {
         zw_logf(ZW_LOG_ERROR, "cannot create the consumer: %s", errstr);
-        rd_kafka_conf_destroy(conf);
-        return ZW_EXIT_SOFTWARE;
+        rc = ZW_EXIT_SOFTWARE;
+        goto out;
     }
-    conf = NULL; /* rd_kafka_new() took it */
-    rd_kafka_poll_set_consumer(rk);
-    topics = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_poll_set_consumer(w->consumer);
+    q = rd_kafka_queue_get_consumer(w->consumer);
+    w->consumer_fd = zw_kafka_queue_fd(q);
+    rd_kafka_queue_destroy(q);
+    q = rd_kafka_queue_get_main(w->producer);
+    w->producer_fd = zw_kafka_queue_fd(q);
+    rd_kafka_queue_destroy(q);
+    if (w->consumer_fd < 0 || w->producer_fd < 0 ||
+        zw_loop_watch_fd(w->loop, w->consumer_fd, on_consumer_fd, w) != 0 ||
+        zw_loop_watch_fd(w->loop, w->producer_fd, on_producer_fd, w) != 0 ||
+        zw_loop_watch_fd(w->loop, signal_pipe[0], on_signal_fd, w) != 0) {
+        zw_logf(ZW_LOG_ERROR, "cannot watch the Kafka queues: %s", strerror(errno));
+        rc = ZW_EXIT_SOFTWARE;
+        goto out;
+    }
+    topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, config->kafka.topic_provisioning,
                                       RD_KAFKA_PARTITION_UA);
-    rd_kafka_topic_partition_list_add(topics, config->kafka.topic_sync, RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    zw_logf(ZW_LOG_INFO, "worker started, group %s", config->kafka.group_id);
-
-    while (!stop_requested) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
-        if (!m)
-            continue;
-        if (m->err)
-            zw_logf(ZW_LOG_WARN, "consumer: %s", rd_kafka_message_errstr(m));
-        rd_kafka_message_destroy(m);
+    if (rd_kafka_subscribe(w->consumer, topics) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_list_destroy(topics);
+        zw_logf(ZW_LOG_ERROR, "cannot subscribe");
+        rc = ZW_EXIT_UNAVAILABLE;
+        goto out;
     }
-    zw_logf(ZW_LOG_INFO, "stopping");
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return ZW_EXIT_OK;
+    rd_kafka_topic_partition_list_destroy(topics);
+    for (size_t i = 0; i < w->n_tenants; i++) {
+        if (w->tenants[i].cfg->auth_type == ZW_AUTH_OAUTH_CLIENT_CREDENTIALS)
+            token_fetch(&w->tenants[i]);
+    }
+    w->next_stats_ms = zw_loop_now_ms() + STATS_EVERY_MS;
+    tick(w);
+    ZW_LOG(ZW_LOG_INFO, "worker started", ZW_LF_STR("worker_id", w->worker_id),
+           ZW_LF_STR("version", ZW_VERSION), ZW_LF_STR("group", config->kafka.group_id),
+           ZW_LF_STR("topic", config->kafka.topic_provisioning),
+           ZW_LF_INT("tenants", w->n_tenants), ZW_LF_INT("dry_run", config->worker.dry_run));
+
+    for (;;) {
+        if (zw_loop_run_once(w->loop, w->consumer_more ? 0 : TICK_MS) != 0) {
+            zw_logf(ZW_LOG_ERROR, "event loop failed: %s", strerror(errno));
+            rc = ZW_EXIT_SOFTWARE;
+            break;
+        }
+        if (w->consumer_more)
+            consume_some(w);
+        if (w->stopping && (w->n_jobs == 0 || zw_loop_now_ms() >= w->stop_deadline))
+            break;
+    }
+    if (w->n_jobs > 0)
+        ZW_LOG(ZW_LOG_WARN, "shutdown deadline passed; unfinished events stay uncommitted",
+               ZW_LF_INT("jobs", w->n_jobs));
+    /* Deliver what is finished (bounded), then commit what is stored. */
+    rd_kafka_flush(w->producer, 5000);
+    rd_kafka_commit(w->consumer, NULL, 0);
+    ZW_LOG(ZW_LOG_INFO, "stopped", ZW_LF_INT("consumed", w->stats.consumed),
+           ZW_LF_INT("finished", w->stats.finished), ZW_LF_INT("dlq", w->stats.dlq));
+
+out:
+    if (w->consumer) {
+        /* librdkafka 2.0.2 may crash closing a cooperative consumer that was
+         * never assigned anything: skip the close then. */
+        if (w->ever_assigned)
+            rd_kafka_consumer_close(w->consumer);
+        rd_kafka_destroy_flags(w->consumer,
+                               w->ever_assigned ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+    if (w->producer) {
+        rd_kafka_flush(w->producer, 1000);
+        rd_kafka_destroy(w->producer);
+    }
+    zw_loop_destroy(w->loop);
+    if (w->keyqs) {
+        zw_map_each(w->keyqs, free_keyq, NULL);
+        zw_map_destroy(w->keyqs);
+    }
+    if (w->parts) {
+        zw_map_each(w->parts, free_part, NULL);
+        zw_map_destroy(w->parts);
+    }
+    while (w->zombies) {
+        part_t *p = w->zombies;
+        w->zombies = p->zombie_next;
+        free_part_jobs(p);
+    }
+    for (size_t i = 0; w->tenants && i < w->n_tenants; i++) {
+        tenant_t *t = &w->tenants[i];
+        zw_ratelimit_destroy(t->budget);
+        zw_ratelimit_destroy(t->writes);
+        if (t->authorization) {
+            memset(t->authorization, 0, strlen(t->authorization));
+            free(t->authorization);
+        }
+    }
+    free(w->tenants);
+    if (w->consumer_fd >= 0)
+        close(w->consumer_fd);
+    if (w->producer_fd >= 0)
+        close(w->producer_fd);
+    if (signal_pipe[0] >= 0) {
+        close(signal_pipe[0]);
+        close(signal_pipe[1]);
+        signal_pipe[0] = signal_pipe[1] = -1;
+    }
+    curl_global_cleanup();
+    return rc;
 }

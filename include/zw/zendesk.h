@@ -1,0 +1,84 @@
+/* One HTTP request to a tenant's Zendesk account, prepared for curl's multi
+ * interface: the URL comes only from the configured base URL and subdomain
+ * plus a path the worker builds itself, never from event data beyond
+ * escaped identifiers. The response body (capped) and the headers the
+ * worker acts on are captured as they arrive. */
+#ifndef ZW_ZENDESK_H
+#define ZW_ZENDESK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "zw/config.h"
+
+#define ZW_HTTP_BODY_MAX (8 * 1024 * 1024)
+
+typedef enum {
+    ZW_ENDPOINT_READ = 0,   /* lookups */
+    ZW_ENDPOINT_WRITE = 1,  /* single-user writes: create, create_or_update, update */
+    ZW_ENDPOINT_DELETE = 2, /* deletes */
+    ZW_ENDPOINT_OAUTH = 3,  /* token grants (not counted against the API budget) */
+} zw_endpoint_class_t;
+
+typedef struct zw_http_s {
+    CURL *easy;
+    struct curl_slist *headers;
+    struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO keeps a pointer to it */
+    char *url;
+    char *body;          /* request body, owned; NULL for none */
+    char method[8];
+    zw_endpoint_class_t endpoint;
+    /* Response. */
+    char *response;      /* NUL-terminated, owned */
+    size_t response_len;
+    bool response_truncated;
+    long status;         /* 0 until a status line arrives */
+    int curl_code;       /* CURLcode of the finished transfer */
+    char request_id[80]; /* X-Zendesk-Request-Id */
+    char retry_after[80];
+    long rl_limit, rl_remaining, rl_reset; /* -1 when absent */
+    char errbuf[CURL_ERROR_SIZE];
+    void *owner;         /* lent: whoever waits for this response */
+    struct zw_http_s *loop_prev, *loop_next; /* the loop's in-flight list */
+} zw_http_t;
+
+/* Shared per-process settings for every request. */
+typedef struct zw_http_settings_s {
+    const char *base_url;   /* with {subdomain} */
+    const char *connect_to; /* "" or host:port */
+    const char *ca_file;    /* "" or a path */
+    long timeout_ms;
+    const char *user_agent;
+} zw_http_settings_t;
+
+/* Prepares a request: method ("GET", "POST", "PUT", "DELETE"), a path
+ * beginning with '/', an optional JSON body (copied), and an Authorization
+ * header value (copied; NULL for none). Returns a new request (free with
+ * zw_http_destroy) or NULL with a reason in errstr. */
+zw_http_t *zw_http_new(const zw_http_settings_t *settings, const char *subdomain,
+                       const char *method, const char *path, const char *json_body,
+                       const char *authorization, zw_endpoint_class_t endpoint, void *owner,
+                       char *errstr, size_t errstr_size);
+
+/* Frees a request; the easy handle must already be out of any multi handle.
+ * Accepts NULL. */
+void zw_http_destroy(zw_http_t *req);
+
+/* Parses the response body as JSON. Returns a new reference or NULL. */
+json_object *zw_http_json(const zw_http_t *req);
+
+/* The Zendesk error code of an error body ("RecordInvalid", "DuplicateValue"
+ * from details when present, ...), copied into out; "" when none. */
+void zw_http_error_code(const zw_http_t *req, char *out, size_t out_size);
+
+/* "Basic base64(email/token:TOKEN)" for an API token; returns a new string. */
+char *zw_zendesk_basic_auth(const char *email, const char *token);
+
+/* curl_easy_escape without a handle; returns a new string. */
+char *zw_zendesk_escape(const char *s);
+
+#endif
