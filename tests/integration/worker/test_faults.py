@@ -1,0 +1,130 @@
+"""Zendesk misbehaving: a 429 storm on one tenant, 5xx / 409 / dropped and hung
+connections, an OAuth token that expires mid-run. Nothing may be lost, and one tenant's
+trouble must not hold up another."""
+from collections import Counter
+
+from conftest import assert_outcome, event, joiner, one_active, only, user_writes
+
+
+def test_429_storm_blocks_only_that_tenant(make_env):
+    env = make_env(partitions=3)
+    retry_after = 4
+    # Every acme API call answers 429 until 20 have been refused (plain-text body, which a
+    # client must not parse). globex is healthy.
+    env.sim.add_script("acme", [{"method": "*", "path": "/api/v2/*", "count": 20, "status": 429,
+                                 "headers": {"Retry-After": str(retry_after)},
+                                 "body": "Rate limit exceeded"}])
+    acme = [joiner("acme", f"T{i:02d}", "agent") for i in range(30)]
+    globex = [joiner("globex", f"U{i:02d}", "agent") for i in range(30)]
+    env.start_worker(tenant_over={"acme": {"plan_rpm": 700, "single_user_write_rpm": 600},
+                                  "globex": {"plan_rpm": 60000, "single_user_write_rpm": 60000}})
+    mixed = [ev for pair in zip(acme, globex) for ev in pair]
+    inputs = env.send(mixed)
+    results = env.wait_results(inputs, timeout=90)
+    for inp in inputs:
+        assert_outcome(only(results, inp), "succeeded", "created", inp)
+
+    alog = env.sim.requests("acme")
+    refused = [r for r in alog if r["status"] == 429]
+    assert len(refused) == 20, Counter(r["status"] for r in alog)
+    assert env.sim.ctl("GET", "/accounts/acme")["scripts_pending"] == 0
+    t0 = refused[0]["time_ms"]
+    # After a 429, acme is left alone until Retry-After has passed (requests already in
+    # flight may land just after the first 429; nothing new for the rest of the wait).
+    early = [r for r in alog if t0 + 1000 < r["time_ms"] < t0 + retry_after * 1000 - 200]
+    assert not early, (f"acme was called during its Retry-After wait ({retry_after}s after "
+                       f"the first 429 at {t0}): {[(r['time_ms'] - t0, r['endpoint'], r['status']) for r in early]}")
+
+    ts = {sub: sorted(r.timestamp_ms for r in env.results if r.input.event["tenant"] == sub)
+          for sub in ("acme", "globex")}
+    assert ts["globex"][-1] < ts["acme"][-1], \
+        f"globex's last result ({ts['globex'][-1]}) came after acme's last ({ts['acme'][-1]})"
+    # globex went on at full speed while acme waited: all of it was done inside acme's wait.
+    assert ts["globex"][-1] < t0 + retry_after * 1000, \
+        (f"globex finished {ts['globex'][-1] - t0} ms after acme's first 429; acme's "
+         f"Retry-After of {retry_after}s held globex up")
+    assert not [r for r in env.sim.requests("globex") if r["status"] == 429]
+
+    users = env.sim.users_by_ext("acme")
+    for ev in acme:
+        one_active(users, ev["person"]["external_id"])
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
+
+
+def test_5xx_conflicts_drops_and_hangs_lose_nothing(make_env):
+    env = make_env(partitions=3)
+    faults = {"error_rate": 0.15, "error_statuses": [500, 502, 503], "conflict_rate": 0.05,
+              "drop_rate": 0.08, "hang_rate": 0.02, "hang_ms": 4000}
+    for sub in ("acme", "globex"):
+        env.sim.set_faults(sub, faults)
+    people = [joiner("acme" if i % 2 else "globex", f"F{i:03d}", "agent" if i % 3 else "end-user",
+                     tags=[f"t{i}"]) for i in range(60)]
+    movers = [event("mover", p["tenant"], p["person"]["external_id"], {"name": f"Moved {i}"})
+              for i, p in enumerate(people[:20])]
+    # A timeout well under hang_ms so hung requests are retried; generous attempts, as a
+    # 30% failure share would otherwise exhaust five attempts for about one event in 200.
+    env.start_worker(timeout_ms=1000, worker={"max_attempts": 12})
+    inputs = env.send(people + movers)
+    results = env.wait_results(inputs, timeout=120)
+    for inp in inputs[:len(people)]:
+        assert_outcome(only(results, inp), "succeeded", "created", inp)
+    for inp in inputs[len(people):]:
+        assert_outcome(only(results, inp), "succeeded", "updated", inp)
+    attempts = [only(results, inp)["attempts"] for inp in inputs]
+    assert max(attempts) > 1, f"no event needed a retry: {attempts}"
+
+    seen = Counter()
+    for sub in ("acme", "globex"):
+        seen.update(r["status"] for r in env.sim.requests(sub))
+    assert seen[0] and seen[409] and (seen[500] + seen[502] + seen[503]), \
+        f"the faults did not fire: {seen}"
+    for sub in ("acme", "globex"):
+        users = env.sim.users_by_ext(sub)
+        mine = [p for p in people if p["tenant"] == sub]
+        assert len(users) == len(mine), (sub, sorted(users))
+        for i, p in enumerate(people):
+            if p["tenant"] != sub:
+                continue
+            u = one_active(users, p["person"]["external_id"])
+            assert u["role"] == p["person"]["role"] and u["tags"] == p["person"]["tags"], u
+            assert u["name"] == (f"Moved {i}" if i < 20 else p["person"]["name"]), u
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
+
+
+def test_oauth_token_expiry_mid_run(make_env):
+    env = make_env(partitions=3)
+    first = [joiner("globex", f"O{i:02d}", "agent") for i in range(20)]
+    env.start_worker()
+    res1 = env.wait_results(env.send(first))
+    for inp, res in res1.items():
+        assert_outcome(only(res1, inp), "succeeded", "created", inp)
+    tokens_before = [r for r in env.sim.requests("globex") if r["path"] == "/oauth/tokens"]
+    assert len(tokens_before) == 1, f"expected one token grant so far: {tokens_before}"
+
+    # The simulator's clock jumps past the token's 1800 s lifetime: the worker's cached
+    # token is now refused with 401 and must be fetched again, once.
+    env.sim.ctl("POST", "/clock", {"advance_s": 1801})
+    second = [joiner("globex", f"P{i:02d}", "end-user") for i in range(20)]
+    second += [event("mover", "globex", f"O{i:02d}", {"tags": ["after-expiry"]}) for i in range(10)]
+    inputs = env.send(second)
+    res2 = env.wait_results(inputs)
+    for inp in inputs[:20]:
+        assert_outcome(only(res2, inp), "succeeded", "created", inp)
+    for inp in inputs[20:]:
+        assert_outcome(only(res2, inp), "succeeded", "updated", inp)
+
+    log = env.sim.requests("globex")
+    grants = [r for r in log if r["path"] == "/oauth/tokens"]
+    assert len(grants) > 1, "the worker never fetched a new token after expiry"
+    assert all(r["status"] in (200, 201) for r in grants), grants
+    assert len(grants) <= 3, (f"{len(grants)} token grants for one expiry: concurrent 401s "
+                              f"should share one refresh")
+    assert any(r["status"] == 401 for r in log), "no request was refused: did the token expire?"
+    users = env.sim.users_by_ext("globex")
+    assert len(users) == 40 and all(len(v) == 1 for v in users.values())
+    assert one_active(users, "O03")["tags"] == ["after-expiry"]
+    assert not user_writes(env.sim.requests("acme"))
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
