@@ -134,7 +134,7 @@ COLUMNS = [("event_id", 28), ("type", 7), ("tenant", 8), ("status", 9), ("outcom
 def row(values):
     cells = []
     for (_, width), v in zip(COLUMNS, values):
-        v = str(v)
+        v = "-" if v is None else str(v)
         if width and len(v) > width:
             v = v[:width - 1] + "~"
         cells.append(v.ljust(width) if width else v)
@@ -147,7 +147,7 @@ def describe_error(err):
     parts = [err.get("class") or "?"]
     if err.get("http_status"):
         parts.append(str(err["http_status"]))
-    if err.get("code"):
+    if err.get("code") and err["code"] != err.get("class"):
         parts.append(str(err["code"]))
     text = "/".join(parts)
     if err.get("message"):
@@ -191,10 +191,9 @@ def cmd_results(args):
             dup = " (again)" if eid in seen else ""
             seen[eid] = seen.get(eid, 0) + 1
             dur = r.get("duration_ms")
-            print(row([f"{eid}{dup}", r.get("type", ""), r.get("tenant", ""), r.get("status", ""),
-                       r.get("outcome", ""),
-                       r.get("zendesk_user_id") if r.get("zendesk_user_id") is not None else "-",
-                       r.get("attempts", ""), f"{dur} ms" if dur is not None else "",
+            print(row([f"{eid}{dup}", r.get("type"), r.get("tenant"), r.get("status"),
+                       r.get("outcome"), r.get("zendesk_user_id"), r.get("attempts"),
+                       f"{dur} ms" if dur is not None else None,
                        describe_error(r.get("error"))]))
             sys.stdout.flush()
     finally:
