@@ -102,10 +102,20 @@ static uint32_t utf8_next(const char **p)
 static bool is_ecma_space(uint32_t cp)
 {
     switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:
-    case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
-    case 0x3000: case 0xFEFF:
-        return true;
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
+    case 0xFEFF: return true;
     }
     return cp >= 0x2000 && cp <= 0x200A;
 }
@@ -183,8 +193,8 @@ static char *get_str(vctx_t *v, json_object *obj, const char *field, const char 
     s = json_object_get_string(f);
     n = utf8_length(s);
     if (n < min || n > max) {
-        verr(v, ZW_EVENT_ERR_INVALID_VALUE, "%s: length %zu is outside [%zu, %zu]", label, n,
-             min, max);
+        verr(v, ZW_EVENT_ERR_INVALID_VALUE, "%s: length %zu is outside [%zu, %zu]", label, n, min,
+             max);
         return NULL;
     }
     if (strlen(s) != (size_t)json_object_get_string_len(f)) {
@@ -334,10 +344,10 @@ static num_kind_t number_value(json_object *o, int64_t *out)
 static bool id_value(vctx_t *v, json_object *f, const char *label, const char *expected,
                      int64_t *out)
 {
-    num_kind_t kind = json_object_is_type(f, json_type_int) ||
-                              json_object_is_type(f, json_type_double)
-                          ? number_value(f, out)
-                          : NUM_FRACTION;
+    num_kind_t kind =
+        json_object_is_type(f, json_type_int) || json_object_is_type(f, json_type_double)
+            ? number_value(f, out)
+            : NUM_FRACTION;
 
     if (kind == NUM_FRACTION) {
         verr(v, ZW_EVENT_ERR_WRONG_TYPE, "%s: expected %s, got %s", label, expected,
@@ -357,8 +367,8 @@ static bool id_value(vctx_t *v, json_object *f, const char *label, const char *e
 }
 
 /* An id, or null. Sets *has and *is_null. */
-static void get_id(vctx_t *v, json_object *obj, const char *field, const char *label,
-                   bool *has, bool *is_null, int64_t *out)
+static void get_id(vctx_t *v, json_object *obj, const char *field, const char *label, bool *has,
+                   bool *is_null, int64_t *out)
 {
     json_object *f;
 
@@ -454,8 +464,7 @@ static bool valid_date_time(const char *s)
     return sec < 60 || (h * 60 + mi - offset + 1440) % 1440 == 23 * 60 + 59;
 }
 
-static void check_known(vctx_t *v, json_object *obj, const char *prefix,
-                        const char *const *known)
+static void check_known(vctx_t *v, json_object *obj, const char *prefix, const char *const *known)
 {
     json_object_object_foreach(obj, key, val)
     {
@@ -628,10 +637,10 @@ static void parse_user_fields(vctx_t *v, json_object *person, zw_person_t *p)
 
 static void parse_person(vctx_t *v, json_object *root, zw_event_t *ev)
 {
-    static const char *const known[] = {"external_id", "email",     "name",           "role",
-                                        "custom_role_id", "organization_id", "default_group_id",
-                                        "group_ids",   "locale",    "time_zone",      "phone",
-                                        "tags",        "user_fields", NULL};
+    static const char *const known[] = {
+        "external_id",      "email",     "name",   "role",      "custom_role_id", "organization_id",
+        "default_group_id", "group_ids", "locale", "time_zone", "phone",          "tags",
+        "user_fields",      NULL};
     zw_person_t *p = &ev->person;
     json_object *person, *phone;
 
@@ -767,14 +776,13 @@ static const char *bad_number(json_object *o)
         }
         return NULL;
     }
-    default:
-        return NULL;
+    default: return NULL;
     }
 }
 
-/* Parses data as one RFC 8259 JSON text; NULL with the error set if it is
- * not one. Returns a new reference. */
-static json_object *parse_json(vctx_t *v, const char *data, size_t len)
+/* Parses data as one RFC 8259 JSON text into *root (a new reference; NULL
+ * for the text "null"). Returns false with the error set if it is not one. */
+static bool parse_json(vctx_t *v, const char *data, size_t len, json_object **root_out)
 {
     json_tokener *tok;
     json_object *root;
@@ -783,9 +791,10 @@ static json_object *parse_json(vctx_t *v, const char *data, size_t len)
     const char *why = NULL;
 
     tok = json_tokener_new_ex(64);
+    *root_out = NULL;
     if (!tok) {
         verr(v, ZW_EVENT_ERR_NOT_JSON, "out of memory");
-        return NULL;
+        return false;
     }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     root = json_tokener_parse_ex(tok, data, (int)len);
@@ -797,10 +806,9 @@ static json_object *parse_json(vctx_t *v, const char *data, size_t len)
         jerr = json_tokener_get_error(tok);
     }
     json_tokener_free(tok);
-    if (!root) {
-        why = jerr == json_tokener_continue || jerr == json_tokener_success
-                  ? "unexpected end of data"
-                  : json_tokener_error_desc(jerr);
+    if (jerr != json_tokener_success) {
+        why = jerr == json_tokener_continue ? "unexpected end of data"
+                                            : json_tokener_error_desc(jerr);
     } else {
         /* Trailing whitespace is fine; anything else after the value is not. */
         for (size_t i = end; i < len && !why; i++) {
@@ -815,16 +823,17 @@ static json_object *parse_json(vctx_t *v, const char *data, size_t len)
     if (why) {
         verr(v, ZW_EVENT_ERR_NOT_JSON, "not valid JSON: %s", why);
         json_object_put(root);
-        return NULL;
+        return false;
     }
-    return root;
+    *root_out = root;
+    return true;
 }
 
 zw_event_error_t zw_event_parse(const char *data, size_t len, size_t max_bytes, zw_event_t *ev,
                                 char **event_id_out, char *errstr, size_t errstr_size)
 {
-    static const char *const known[] = {"schema", "event_id", "type",   "tenant",
-                                        "occurred_at", "dry_run", "person", "leaver", NULL};
+    static const char *const known[] = {"schema",  "event_id", "type",   "tenant", "occurred_at",
+                                        "dry_run", "person",   "leaver", NULL};
     vctx_t v = {.err = ZW_EVENT_OK, .errstr = errstr, .errstr_size = errstr_size};
     json_object *root, *f;
     char *schema = NULL, *type = NULL;
@@ -848,8 +857,7 @@ zw_event_error_t zw_event_parse(const char *data, size_t len, size_t max_bytes, 
         verr(&v, ZW_EVENT_ERR_NOT_JSON, "empty message");
         return v.err;
     }
-    root = parse_json(&v, data, len);
-    if (!root)
+    if (!parse_json(&v, data, len, &root))
         return v.err;
 
     if (!json_object_is_type(root, json_type_object)) {
@@ -858,8 +866,8 @@ zw_event_error_t zw_event_parse(const char *data, size_t len, size_t max_bytes, 
         return v.err;
     }
     /* The event id first, so even an invalid event can get a result. */
-    if (json_object_object_get_ex(root, "event_id", &f) && json_object_is_type(f, json_type_string) &&
-        json_object_get_string_len(f) > 0 &&
+    if (json_object_object_get_ex(root, "event_id", &f) &&
+        json_object_is_type(f, json_type_string) && json_object_get_string_len(f) > 0 &&
         strlen(json_object_get_string(f)) == (size_t)json_object_get_string_len(f) &&
         utf8_length(json_object_get_string(f)) <= 200)
         *event_id_out = strdup(json_object_get_string(f));

@@ -348,27 +348,11 @@ def all_examples(name):
 # Examples on which today's worker is known to depart from the schema. Each is a bug in the
 # worker's validator (src/event.c), not in the schema: it shows as xfail until fixed, then as
 # XPASS, and its entry should then be removed. Keep this list short and explained.
-KNOWN_DISAGREEMENTS = {
-    "provisioning-request/valid/integer-written-with-zero-fraction.json":
-        "JSON Schema: 7.0 is an integer; the worker's json-c type check calls it a number",
-    "provisioning-request/valid/integer-written-with-exponent.json":
-        "JSON Schema: 1e2 is the integer 100; the worker calls it a number",
-    "provisioning-request/invalid/occurred-at-leap-second-wrong-minute.json":
-        "RFC 3339: a leap second is only 23:59:60 UTC; the worker accepts :60 at any minute",
-    "provisioning-request/invalid/email-with-no-break-space.json":
-        "ECMA-262 \\s includes U+00A0; the worker checks only ASCII whitespace (isspace)",
-    "provisioning-request/invalid/tag-with-ideographic-space.json":
-        "ECMA-262 \\s includes U+3000; the worker checks only ASCII whitespace (isspace)",
-    "provisioning-request/invalid/not-json-nan.json":
-        "RFC 8259 has no NaN; json-c accepts it even with JSON_TOKENER_STRICT",
-}
+KNOWN_DISAGREEMENTS = {}
 
 
 # Examples for which today's worker prints more than one line (the same rule as above).
-KNOWN_MULTILINE = {
-    "provisioning-request/invalid/tenant-trailing-newline.json":
-        "the worker copies the input's raw newline into its message instead of escaping it",
-}
+KNOWN_MULTILINE = {}
 
 
 def agreement_params(name):
