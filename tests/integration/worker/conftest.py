@@ -41,7 +41,7 @@ CE_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "con
 WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
 
 # Timeouts, in seconds. Sized for an ASan build on 2 cores with other tests beside it.
-RESULT_TIMEOUT = 60
+RESULT_TIMEOUT = int(os.environ.get("ZWIT_RESULT_TIMEOUT", "60"))
 ADMIN_TIMEOUT = 30
 
 

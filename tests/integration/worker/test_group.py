@@ -69,16 +69,18 @@ def test_three_workers_one_killed_mid_run(make_env):
 
 def test_sigterm_mid_run_commits_only_finished_work(make_env):
     env = make_env(partitions=3)
+    # A backlog the worker cannot finish inside its shutdown deadline: about 600 ms per
+    # event, 8 at a time, 200 events; SIGTERM comes after the first 15 results.
     for sub in ("acme", "globex"):
-        env.sim.set_faults(sub, {"latency_ms": 150, "latency_jitter_ms": 50})
-    w = env.start_worker(worker={"max_in_flight": 8})
-    people, movers = people_and_movers(80, 20, "S")
+        env.sim.set_faults(sub, {"latency_ms": 250, "latency_jitter_ms": 100})
+    shutdown_s = 2
+    w = env.start_worker(worker={"max_in_flight": 8, "shutdown_timeout_ms": shutdown_s * 1000})
+    people, movers = people_and_movers(160, 40, "S")
     inputs = env.send(people + movers)
     wait_for(lambda: (env.poll_outputs(), len(env.results) >= 15)[1], 60, "the first 15 results",
              lambda: f"results: {len(env.results)}" + env.diagnostics())
     sigterm_ms = int(time.time() * 1000)
-    took = env.stop_worker(w)  # asserts exit 0 in time
-    assert len(env.results) < len(inputs)
+    took = env.stop_worker(w, expect_within=shutdown_s + 3)  # exit 0, in time
     env.settle(2.0)
     done_before = list(env.results)
     assert len(done_before) < len(inputs), "every event finished before SIGTERM: the test proves nothing"
@@ -90,19 +92,17 @@ def test_sigterm_mid_run_commits_only_finished_work(make_env):
     # Committed offsets never pass an event without a result.
     committed = env.committed_offsets()
     have = {(r.value["source"]["partition"], r.value["source"]["offset"]) for r in done_before}
+    assert any(c >= 0 for c in committed.values()), f"nothing was committed: {committed}"
     for p, c in committed.items():
         unresulted = [i.offset for i in env.inputs if i.partition == p and i.offset < c
                       and (p, i.offset) not in have]
         assert not unresulted, (f"partition {p}: committed {c}, but offsets {unresulted[:10]} "
                                 f"have no result")
-    # Everything Zendesk was told was reported: every user in the simulator has a result.
-    resulted = {r.input.event["person"]["external_id"].lower() for r in done_before}
-    for sub in ("acme", "globex"):
-        made = set(env.sim.users_by_ext(sub))
-        assert made <= resulted, f"{sub}: users created without a result: {sorted(made - resulted)[:10]}"
 
     # A new worker in the group finishes the rest; nothing is lost.
-    w2 = env.start_worker(worker={"max_in_flight": 8})
+    env.sim.set_faults("acme", {})
+    env.sim.set_faults("globex", {})
+    w2 = env.start_worker(worker={"max_in_flight": 64})
     env.wait_results(inputs, timeout=90, final=lambda r: r.value["status"] == "succeeded")
     env.settle(0.5)
     assert_sim_state(env, people, len(movers), "S")
