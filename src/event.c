@@ -675,9 +675,12 @@ static void parse_person(vctx_t *v, json_object *root, zw_event_t *ev)
     parse_group_ids(v, person, p);
     p->locale = get_str(v, person, "locale", "person.locale", false, 1, 20);
     p->time_zone = get_str(v, person, "time_zone", "person.time_zone", false, 1, 100);
-    if (!v->err && json_object_object_get_ex(person, "phone", &phone) &&
-        !json_object_is_type(phone, json_type_null))
-        p->phone = get_str(v, person, "phone", "person.phone", false, 0, 50);
+    if (!v->err && json_object_object_get_ex(person, "phone", &phone)) {
+        if (json_object_is_type(phone, json_type_null))
+            p->phone_null = true;
+        else
+            p->phone = get_str(v, person, "phone", "person.phone", false, 0, 50);
+    }
     parse_tags(v, person, p);
     parse_user_fields(v, person, p);
 }

@@ -60,6 +60,7 @@ typedef struct zw_person_s {
     char *locale;
     char *time_zone;
     char *phone;
+    bool phone_null;           /* "phone": null clears it */
     char **tags;
     size_t n_tags;
     bool has_tags;

@@ -106,6 +106,20 @@ static const struct plan_case {
     {"user_fields_cleared", "mover", E ",\"user_fields\":{\"a\":null}", NULL, ZW_LEAVER_SUSPEND,
      AGENT "\"user_fields\":{\"a\":\"x\"}}", ZW_STEP_UPDATE,
      "{\"user\":{\"user_fields\":{\"a\":null}}}", "updated", "would_update", false},
+    /* Numbers compare by value: 2.0 wanted, 2 held, is no change. */
+    {"user_fields_number_by_value", "mover", E ",\"user_fields\":{\"n\":2.0}", NULL,
+     ZW_LEAVER_SUSPEND, AGENT "\"user_fields\":{\"n\":2}}", ZW_STEP_NONE, NULL, "unchanged",
+     "unchanged", false},
+    /* "phone": null clears a phone Zendesk holds, and is no change when none is held. */
+    {"phone_cleared", "mover", E ",\"phone\":null", NULL, ZW_LEAVER_SUSPEND,
+     AGENT "\"phone\":\"+441\"}", ZW_STEP_UPDATE, "{\"user\":{\"phone\":null}}", "updated",
+     "would_update", false},
+    {"phone_null_already", "mover", E ",\"phone\":null", NULL, ZW_LEAVER_SUSPEND,
+     AGENT "\"phone\":null}", ZW_STEP_NONE, NULL, "unchanged", "unchanged", false},
+    /* A custom role is set together with role agent, as Zendesk requires. */
+    {"custom_role_with_agent", "mover", E ",\"custom_role_id\":9", NULL, ZW_LEAVER_SUSPEND,
+     ACTIVE_END_USER, ZW_STEP_UPDATE, "{\"user\":{\"custom_role_id\":9,\"role\":\"agent\"}}",
+     "updated", "would_update", false},
     /* leavers */
     {"leaver_not_found", "leaver", E, NULL, ZW_LEAVER_DOWNGRADE_SUSPEND, NULL, ZW_STEP_NONE, NULL,
      "not_found", "not_found", false},
