@@ -45,9 +45,31 @@ RESULT_TIMEOUT = int(os.environ.get("ZWIT_RESULT_TIMEOUT", "60"))
 ADMIN_TIMEOUT = 30
 
 
+RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
+                     r"([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def is_rfc3339(value):
+    """RFC 3339 date-time (jsonschema checks the format only with an optional package)."""
+    if not isinstance(value, str):
+        return True
+    m = RFC3339.match(value)
+    if not m:
+        return False
+    try:
+        datetime.datetime(*(int(g) for g in m.groups()[:5]), min(int(m.group(6)), 59))
+    except ValueError:
+        return False
+    return int(m.group(6)) <= 60
+
+
+FORMATS = jsonschema.FormatChecker(formats=())
+FORMATS.checks("date-time")(is_rfc3339)
+
+
 def _validator(name):
     schema = json.loads((SCHEMAS_DIR / name).read_text())
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    return jsonschema.Draft202012Validator(schema, format_checker=FORMATS)
 
 
 RESULT_VALIDATOR = _validator("result.schema.json")
@@ -484,6 +506,8 @@ class Env:
             assert rec.headers.get(h), f"{where}: header {h} missing or empty: {rec.headers}"
         assert rec.headers["ce_specversion"] == "1.0", f"{where}: {rec.headers}"
         assert rec.headers["content-type"] == "application/json", f"{where}: {rec.headers}"
+        assert FORMATS.conforms(rec.headers["ce_time"], "date-time"), \
+            f"{where}: ce_time {rec.headers['ce_time']!r} is not an RFC 3339 date-time"
         src = rec.value["source"]
         assert src["topic"] == self.topics["provisioning"], f"{where}: source {src}"
         inp = self.by_coord.get((src["partition"], src["offset"]))

@@ -59,6 +59,8 @@ def test_three_workers_one_killed_mid_run(make_env):
     for r in env.results:
         assert r.value["status"] == "succeeded" and r.value["outcome"] in allowed[r.value["type"]], r.value
     assert_sim_state(env, people, len(movers), "K")
+    ids = {r.value["worker"]["id"] for r in env.results}
+    assert len(ids) >= 2, f"one worker did all the work: {ids}"
 
     assert victim.proc.returncode == -signal.SIGKILL
     for w in workers:
