@@ -110,3 +110,44 @@ def test_sigterm_mid_run_commits_only_finished_work(make_env):
     assert_sim_state(env, people, len(movers), "S")
     env.stop_worker(w2)
     env.assert_commits_at_end()
+
+
+def test_second_signal_exits_at_once(make_env):
+    env = make_env(partitions=3)
+    for sub in ("acme", "globex"):
+        env.sim.set_faults(sub, {"latency_ms": 400})
+    # A long shutdown deadline: only the second signal can make the worker stop quickly.
+    w = env.start_worker(worker={"max_in_flight": 8, "shutdown_timeout_ms": 30000},
+                         properties=FAST_GROUP)
+    people, _ = people_and_movers(120, 0, "Q")
+    inputs = env.send(people)
+    wait_for(lambda: (env.poll_outputs(), len(env.results) >= 10)[1], 60, "the first 10 results",
+             lambda: f"results: {len(env.results)}" + env.diagnostics())
+    w.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert w.running(), f"the worker exited on the first signal with work left (exit {w.proc.returncode})"
+    t0 = time.monotonic()
+    w.proc.send_signal(signal.SIGINT)
+    wait_for(lambda: not w.running(), 5, "the worker to exit after a second signal",
+             env.diagnostics)
+    took = time.monotonic() - t0
+    assert took < 3, f"the second signal took {took:.1f}s to stop the worker"
+    assert w.proc.returncode >= 0, f"the worker crashed on the second signal: {w.proc.returncode}" + env.diagnostics()
+    env.settle(1.0)
+    assert len(env.results) < len(inputs), "every event finished: the test proves nothing"
+    committed = env.committed_offsets()
+    have = {(r.value["source"]["partition"], r.value["source"]["offset"]) for r in env.results}
+    for p, c in committed.items():
+        unresulted = [i.offset for i in env.inputs if i.partition == p and i.offset < c
+                      and (p, i.offset) not in have]
+        assert not unresulted, f"partition {p}: committed {c} past offsets without a result {unresulted[:10]}"
+
+    env.sim.set_faults("acme", {})
+    env.sim.set_faults("globex", {})
+    # The first worker may not have left the group: its partitions come back after its
+    # session times out.
+    w2 = env.start_worker(properties=FAST_GROUP)
+    env.wait_results(inputs, timeout=90, final=lambda r: r.value["status"] == "succeeded")
+    assert_sim_state(env, people, 0, "Q")
+    env.stop_worker(w2)
+    env.assert_commits_at_end()
