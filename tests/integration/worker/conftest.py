@@ -185,6 +185,8 @@ class Sim:
         }
         for sub in extra_accounts:
             self.accounts[sub] = {"email": f"admin@{sub}.test", "token": f"{sub}-" + secrets.token_hex(8)}
+            if sub.startswith("oauth"):
+                self.accounts[sub].update(client_id="zw", client_secret=f"{sub}-" + secrets.token_hex(8))
         args = [SIM, "--listen", "127.0.0.1:0", "--seed", "11"]
         for sub, a in self.accounts.items():
             spec = f"subdomain={sub},email={a['email']},token={a['token']},limits=false"
@@ -392,6 +394,8 @@ class Env:
         (self.secrets_dir / "globex-secret").write_text(self.sim.accounts["globex"]["client_secret"])
         for sub in extra_accounts:
             (self.secrets_dir / f"{sub}-token").write_text(self.sim.accounts[sub]["token"])
+            if "client_secret" in self.sim.accounts[sub]:
+                (self.secrets_dir / f"{sub}-secret").write_text(self.sim.accounts[sub]["client_secret"])
 
     # ---- kafka
 
@@ -652,6 +656,12 @@ class Env:
         committed = self.committed_offsets()
         assert committed == ends, (f"committed offsets {committed} != end offsets {ends} "
                                    f"after every event finished")
+
+    def token_tenant(self, sub, token_file=None, **kw):
+        """A config tenant for an extra API-token account of the simulator."""
+        return {"subdomain": sub, "plan_rpm": 6000, "single_user_write_rpm": 6000, **kw,
+                "auth": {"type": "api_token", "email": self.sim.accounts[sub]["email"],
+                         "token_file": str(token_file or self.secrets_dir / f"{sub}-token")}}
 
     def close(self):
         for w in self.workers:

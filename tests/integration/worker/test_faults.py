@@ -128,3 +128,58 @@ def test_oauth_token_expiry_mid_run(make_env):
     assert not user_writes(env.sim.requests("acme"))
     env.stop_worker(env.workers[0])
     env.assert_commits_at_end()
+
+
+def test_failure_classes(make_env):
+    """Each way Zendesk can refuse for good gets a failed result with its class, after the
+    retries its class allows and no more; the partition and the other tenants go on."""
+    env = make_env(partitions=1, extra_accounts=("perm", "badauth", "flaky", "throttled", "oauthbad"))
+    env.sim.add_script("perm", [{"method": "POST", "path": "/api/v2/users/create_or_update",
+                                 "count": 100, "status": 422,
+                                 "body": {"error": "RecordInvalid", "description": "Record validation errors",
+                                          "details": {"email": [{"description": "Email: p1@perm.example is already being used by another user",
+                                                                 "error": "DuplicateValue"}]}}}])
+    env.sim.add_script("flaky", [{"path": "/api/v2/*", "count": 1000, "status": 503,
+                                  "body": {"error": "DatabaseTimeout", "description": "timeout"}}])
+    env.sim.add_script("throttled", [{"path": "/api/v2/*", "count": 1000, "status": 429,
+                                      "headers": {"Retry-After": "1"}, "body": "Rate limit exceeded"}])
+    wrong = env.secrets_dir / "wrong"
+    wrong.write_text("not-the-secret")
+    env.start_worker(
+        worker={"retry_deadline_ms": 6000},
+        extra_tenants=[env.token_tenant("perm"), env.token_tenant("badauth", token_file=wrong),
+                       env.token_tenant("flaky"), env.token_tenant("throttled"),
+                       {"subdomain": "oauthbad", "plan_rpm": 6000, "single_user_write_rpm": 6000,
+                        "auth": {"type": "oauth_client_credentials", "client_id": "zw",
+                                 "client_secret_file": str(wrong), "scope": "users:read users:write"}}])
+    plan = [(joiner("perm", "P1"), "permanent", 422),
+            (joiner("badauth", "B1"), "auth", 401),
+            (joiner("flaky", "X1"), "transient_exhausted", 503),
+            (joiner("throttled", "T1"), "rate_limited", 429),
+            (joiner("oauthbad", "O1"), "auth", None),
+            (joiner("acme", "GOOD1"), None, None)]
+    inputs = env.send([ev for ev, _, _ in plan])
+    results = env.wait_results(inputs, timeout=60)
+    for inp, (ev, cls, status) in zip(inputs, plan):
+        res = only(results, inp)
+        if cls is None:
+            assert_outcome(res, "succeeded", "created", inp)
+            continue
+        assert res["status"] == "failed" and res["error"]["class"] == cls, (cls, res)
+        if status is not None:
+            assert res["error"].get("http_status") == status, (cls, res)
+        assert res["error"]["message"], res
+    perm = only(results, inputs[0])
+    assert perm["error"].get("code") in ("DuplicateValue", "RecordInvalid"), perm
+    # A 422 is not retried; a refused API token is not retried; a 503 is retried until
+    # max_attempts (5) calls were made.
+    assert len(user_writes(env.sim.requests("perm"))) == 1, env.sim.requests("perm")
+    assert len(env.sim.requests("badauth")) == 1, env.sim.requests("badauth")
+    assert len(env.sim.requests("flaky")) == 5, [(r["endpoint"], r["status"]) for r in env.sim.requests("flaky")]
+    assert only(results, inputs[2])["attempts"] == 5
+    grants = [r for r in env.sim.requests("oauthbad") if r["path"] == "/oauth/tokens"]
+    assert grants and all(r["status"] in (400, 401) for r in grants), grants
+    assert len(grants) <= 2, f"a refused client secret was tried {len(grants)} times for one event"
+    assert not [r for r in env.sim.requests("oauthbad") if r["path"].startswith("/api/")]
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
