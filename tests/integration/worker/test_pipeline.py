@@ -285,3 +285,39 @@ def test_dry_run_for_the_whole_worker(make_env):
     assert "w01" not in env.sim.users_by_ext("acme")
     env.stop_worker(env.workers[0])
     env.assert_commits_at_end()
+
+
+def test_slow_key_does_not_stall_its_partition(make_env):
+    """Different keys run concurrently within one partition; the same key runs in order."""
+    env = make_env(partitions=1)
+    slow = seed_and_clear(env, [("acme", "SLOW1", {"role": "agent"})])["SLOW1"]
+    # The first write to that one user is answered after 2.5 s, with a 503: the event
+    # retries and then succeeds, long after its neighbours are done.
+    env.sim.add_script("acme", [{"method": "PUT", "path": f"/api/v2/users/{slow['id']}", "count": 1,
+                                 "status": 503, "latency_ms": 2500,
+                                 "body": {"error": "DatabaseTimeout", "description": "slow"}}])
+    first = event("mover", "acme", "SLOW1", {"name": "First Move", "tags": ["one"]})
+    second = event("mover", "acme", "SLOW1", {"name": "Second Move"})
+    others = [joiner("acme" if i % 2 else "globex", f"FAST{i:02d}") for i in range(20)]
+    env.start_worker()
+    inputs = env.send([first] + others + [second])
+    results = env.wait_results(inputs)
+    r_first, r_second = only(results, inputs[0]), only(results, inputs[-1])
+    assert_outcome(r_first, "succeeded", "updated", inputs[0])
+    assert_outcome(r_second, "succeeded", "updated", inputs[-1])
+    t_first = results[inputs[0]][0].timestamp_ms
+    t_second = results[inputs[-1]][0].timestamp_ms
+    late = []
+    for inp in inputs[1:-1]:
+        assert_outcome(only(results, inp), "succeeded", "created", inp)
+        if results[inp][0].timestamp_ms >= t_first:
+            late.append(inp.key)
+    assert not late, f"events behind the slow key in the same partition waited for it: {late}"
+    assert t_second >= t_first, "the same key's second event finished before its first"
+    assert [r["status"] for r in env.sim.requests("acme")
+            if r["method"] == "PUT" and r["path"] == f"/api/v2/users/{slow['id']}"] == [503, 200, 200]
+    assert t_first - min(results[i][0].timestamp_ms for i in inputs[1:-1]) >= 2000
+    u = one_active(env.sim.users_by_ext("acme"), "SLOW1")
+    assert (u["name"], u["tags"]) == ("Second Move", ["one"]), u
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
