@@ -118,8 +118,8 @@ struct job_s {
     zw_http_t *http;             /* in flight */
     unsigned token_gen;
     bool abandoned;
-    int attempts;                /* HTTP requests sent for this event */
-    int failures;                /* transient failures, for backoff */
+    int attempts;                /* tries: 1 + retries of any kind */
+    int failures;                /* transient failures of the current call */
     bool auth_retried;
     int64_t start_ms;
     char started_at[32];
@@ -891,7 +891,8 @@ static void send_request(job_t *job)
     }
     job->http = req;
     job->token_gen = t->token_gen;
-    job->attempts++;
+    if (job->attempts == 0)
+        job->attempts = 1;
     w->stats.http_requests++;
 }
 
@@ -910,6 +911,7 @@ static bool past_deadline(const job_t *job, int64_t extra_ms)
 static void job_retry_later(job_t *job, int64_t delay_ms)
 {
     job->w->stats.retries++;
+    job->attempts++;
     job->timer = zw_timers_add(zw_loop_timers(job->w->loop), zw_loop_now_ms() + delay_ms,
                                job_retry_timer, job);
 }
@@ -968,7 +970,7 @@ static void job_after_lookup(job_t *job, zw_http_t *req)
         /* A 200 that is not JSON: Zendesk misbehaved; retry as transient. */
         json_object_put(root);
         job->failures++;
-        if (job->attempts >= job->w->cfg->worker.max_attempts || past_deadline(job, 0)) {
+        if (job->failures >= job->w->cfg->worker.max_attempts || past_deadline(job, 0)) {
             job_fail(job, "transient_exhausted", req->status, "InvalidResponse",
                      "Zendesk answered the lookup with a body that is not JSON");
             return;
@@ -986,6 +988,7 @@ static void job_after_lookup(job_t *job, zw_http_t *req)
         return;
     }
     job->lookup_done = true;
+    job->failures = 0; /* max_attempts counts per Zendesk call */
     job->user_id = job->plan.user_id;
     if (job->plan.fail_not_found) {
         job->outcome = "not_found";
@@ -1021,6 +1024,7 @@ static void job_after_write(job_t *job, zw_http_t *req, zw_class_t cls)
         }
         /* The user vanished between lookup and write: look again. */
         job->lookup_done = false;
+        job->attempts++;
         job_submit(job);
         return;
     }
@@ -1078,6 +1082,7 @@ static void job_http_done(job_t *job, zw_http_t *req)
             return;
         }
         /* The wait is the tenant's block: requeue now, the lane waits. */
+        job->attempts++;
         job_submit(job);
         return;
     }
@@ -1091,6 +1096,7 @@ static void job_http_done(job_t *job, zw_http_t *req)
                 ZW_LOG(ZW_LOG_INFO, "access token refused, renewing",
                        ZW_LF_STR("tenant", t->cfg->subdomain));
             }
+            job->attempts++;
             job_submit(job);
             return;
         }
@@ -1116,9 +1122,9 @@ static void job_http_done(job_t *job, zw_http_t *req)
         zw_http_error_code(req, code, sizeof(code));
         if (req->status)
             snprintf(msg, sizeof(msg), "gave up after %d attempts; last: HTTP %ld%s%s",
-                     job->attempts, req->status, code[0] ? " " : "", code);
+                     job->failures, req->status, code[0] ? " " : "", code);
         else
-            snprintf(msg, sizeof(msg), "gave up after %d attempts; last: %s", job->attempts,
+            snprintf(msg, sizeof(msg), "gave up after %d attempts; last: %s", job->failures,
                      curl_easy_strerror((CURLcode)req->curl_code));
         delay = zw_backoff_delay_ms(job->failures, c->worker.backoff_base_ms,
                                     c->worker.backoff_max_ms, &w->rng);
@@ -1128,7 +1134,7 @@ static void job_http_done(job_t *job, zw_http_t *req)
             if (ra > delay)
                 delay = ra;
         }
-        if (job->attempts >= c->worker.max_attempts || past_deadline(job, delay)) {
+        if (job->failures >= c->worker.max_attempts || past_deadline(job, delay)) {
             job_fail(job, "transient_exhausted", req->status, code[0] ? code : NULL, msg);
             return;
         }
@@ -1431,7 +1437,6 @@ static void part_revoke(worker_t *w, part_t *part)
 {
     job_t *job = part->jobs;
 
-    part->revoked = true;
     while (job) {
         job_t *next = job->part_next;
         if (job->keyq) {
@@ -1457,6 +1462,8 @@ static void part_revoke(worker_t *w, part_t *part)
         }
         job = next;
     }
+    /* Only now: job_free() frees a revoked partition with its last job. */
+    part->revoked = true;
     if (!part->jobs) {
         part_free(part);
     } else {
