@@ -271,6 +271,7 @@ class Worker:
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         self.pid = self.proc.pid
+        self.stopped = False  # the test stopped it on purpose (signal)
 
     def running(self):
         return self.proc.poll() is None
@@ -287,6 +288,7 @@ class Worker:
         the exit code is None when the worker was still running at the deadline (it is
         then killed)."""
         t0 = time.monotonic()
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -297,7 +299,12 @@ class Worker:
             rc = None
         return rc, time.monotonic() - t0
 
+    def signal(self, sig):
+        self.stopped = True
+        self.proc.send_signal(sig)
+
     def kill(self):
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
@@ -472,6 +479,7 @@ class Env:
 
     def group_members(self):
         """Members of the worker group that hold at least one partition of the requests topic."""
+        self.assert_workers_alive()
         fut = self.admin.describe_consumer_groups([self.group], request_timeout=10)[self.group]
         try:
             d = fut.result(timeout=15)
@@ -485,6 +493,7 @@ class Env:
 
     def poll_outputs(self, budget=0.2):
         """Reads whatever is available on the results and DLQ topics for up to budget s."""
+        self.assert_workers_alive()
         deadline = time.monotonic() + budget
         for name, c in self._readers.items():
             while True:
@@ -647,9 +656,11 @@ class Env:
         return "".join(out)
 
     def assert_workers_alive(self):
+        """Fails at once when a worker the test did not stop has exited."""
         for w in self.workers:
-            assert w.running() or w.proc.returncode == -signal.SIGKILL, \
-                f"{w.name} died (exit {w.proc.returncode})" + self.diagnostics()
+            if not w.stopped and not w.running():
+                pytest.fail(f"{w.name} died (exit {w.proc.returncode}) while the test ran"
+                            + self.diagnostics(60), pytrace=False)
 
     def assert_commits_at_end(self):
         ends = self.end_offsets()

@@ -123,11 +123,11 @@ def test_second_signal_exits_at_once(make_env):
     inputs = env.send(people)
     wait_for(lambda: (env.poll_outputs(), len(env.results) >= 10)[1], 60, "the first 10 results",
              lambda: f"results: {len(env.results)}" + env.diagnostics())
-    w.proc.send_signal(signal.SIGTERM)
+    w.signal(signal.SIGTERM)
     time.sleep(0.3)
     assert w.running(), f"the worker exited on the first signal with work left (exit {w.proc.returncode})"
     t0 = time.monotonic()
-    w.proc.send_signal(signal.SIGINT)
+    w.signal(signal.SIGINT)
     wait_for(lambda: not w.running(), 5, "the worker to exit after a second signal",
              env.diagnostics)
     took = time.monotonic() - t0
@@ -149,5 +149,32 @@ def test_second_signal_exits_at_once(make_env):
     w2 = env.start_worker(properties=FAST_GROUP)
     env.wait_results(inputs, timeout=90, final=lambda r: r.value["status"] == "succeeded")
     assert_sim_state(env, people, 0, "Q")
+    env.stop_worker(w2)
+    env.assert_commits_at_end()
+
+
+def test_scale_up_mid_run_hands_work_over(make_env):
+    """A second replica joins while the first has a backlog: the rebalance moves partitions
+    with queued and in-flight events; both replicas live on and nothing is lost."""
+    env = make_env(partitions=6)
+    for sub in ("acme", "globex"):
+        env.sim.set_faults(sub, {"latency_ms": 150, "latency_jitter_ms": 50})
+    w1 = env.start_worker(worker={"max_in_flight": 8}, properties=FAST_GROUP)
+    people, movers = people_and_movers(120, 40, "H")
+    inputs = env.send(people + movers)
+    wait_for(lambda: (env.poll_outputs(), len(env.results) >= 15)[1], 60, "the first 15 results",
+             lambda: f"results: {len(env.results)}" + env.diagnostics())
+    w2 = env.start_worker(worker={"max_in_flight": 8}, properties=FAST_GROUP)
+    wait_for(lambda: len(env.group_members()) == 2, 60, "both workers holding partitions",
+             lambda: env.diagnostics())
+    assert len(env.results) < len(inputs), "every event finished before the rebalance"
+    env.wait_results(inputs, timeout=90, final=lambda r: r.value["status"] == "succeeded")
+    env.settle(1.0)
+    env.assert_workers_alive()
+    for r in env.results:
+        assert r.value["status"] == "succeeded", r.value
+    assert_sim_state(env, people, len(movers), "H")
+    assert len({r.value["worker"]["id"] for r in env.results}) == 2, "the new replica did no work"
+    env.stop_worker(w1)
     env.stop_worker(w2)
     env.assert_commits_at_end()
