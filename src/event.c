@@ -986,3 +986,152 @@ const char *zw_leaver_action_name(zw_leaver_action_t action)
     }
     return "policy";
 }
+
+static void parse_roles(vctx_t *v, json_object *root, zw_sync_request_t *r)
+{
+    static const char *const known[] = {"roles", NULL};
+    json_object *filter, *roles;
+    char q[QUOTE_SIZE];
+    size_t n;
+
+    if (v->err || !json_object_object_get_ex(root, "filter", &filter))
+        return;
+    if (!json_object_is_type(filter, json_type_object)) {
+        verr(v, ZW_EVENT_ERR_WRONG_TYPE, "filter: expected an object, got %s",
+             json_type_label(filter));
+        return;
+    }
+    check_known(v, filter, "filter.", known);
+    if (v->err || !json_object_object_get_ex(filter, "roles", &roles))
+        return;
+    if (!json_object_is_type(roles, json_type_array)) {
+        verr(v, ZW_EVENT_ERR_WRONG_TYPE, "filter.roles: expected an array, got %s",
+             json_type_label(roles));
+        return;
+    }
+    n = json_object_array_length(roles);
+    if (n == 0) {
+        verr(v, ZW_EVENT_ERR_INVALID_VALUE, "filter.roles: at least one role is required");
+        return;
+    }
+    r->has_roles = true;
+    for (size_t i = 0; i < n && !v->err; i++) {
+        json_object *e = json_object_array_get_idx(roles, i);
+        const char *role;
+        bool *slot;
+        if (!json_object_is_type(e, json_type_string)) {
+            verr(v, ZW_EVENT_ERR_WRONG_TYPE, "filter.roles[%zu]: expected a string, got %s", i,
+                 json_type_label(e));
+            return;
+        }
+        role = json_object_get_string(e);
+        if (strcmp(role, "end-user") == 0)
+            slot = &r->role_end_user;
+        else if (strcmp(role, "agent") == 0)
+            slot = &r->role_agent;
+        else if (strcmp(role, "admin") == 0)
+            slot = &r->role_admin;
+        else {
+            verr(v, ZW_EVENT_ERR_INVALID_VALUE,
+                 "filter.roles[%zu]: '%s' is not one of: end-user, agent, admin", i,
+                 quoted(q, role));
+            return;
+        }
+        if (*slot) {
+            verr(v, ZW_EVENT_ERR_INVALID_VALUE, "filter.roles[%zu]: duplicate '%s'", i, role);
+            return;
+        }
+        *slot = true;
+    }
+}
+
+zw_event_error_t zw_sync_request_parse(const char *data, size_t len, size_t max_bytes,
+                                       zw_sync_request_t *r, char **request_id_out,
+                                       char *errstr, size_t errstr_size)
+{
+    static const char *const known[] = {"schema", "request_id", "tenant", "mode",
+                                        "cursor", "start_time", "filter", NULL};
+    vctx_t v = {.err = ZW_EVENT_OK, .errstr = errstr, .errstr_size = errstr_size};
+    json_object *root, *f;
+    char *schema = NULL, *mode = NULL;
+    char q[QUOTE_SIZE];
+
+    memset(r, 0, sizeof(*r));
+    *request_id_out = NULL;
+    if (errstr_size)
+        errstr[0] = '\0';
+    if (len > max_bytes || len > INT_MAX) {
+        verr(&v, ZW_EVENT_ERR_TOO_LARGE, "request of %zu bytes exceeds the limit of %zu", len,
+             max_bytes);
+        return v.err;
+    }
+    if (len == 0 || !data) {
+        verr(&v, ZW_EVENT_ERR_NOT_JSON, "empty message");
+        return v.err;
+    }
+    if (!parse_json(&v, data, len, &root))
+        return v.err;
+    if (!json_object_is_type(root, json_type_object)) {
+        verr(&v, ZW_EVENT_ERR_NOT_OBJECT, "expected a JSON object, got %s", json_type_label(root));
+        json_object_put(root);
+        return v.err;
+    }
+    if (json_object_object_get_ex(root, "request_id", &f) &&
+        json_object_is_type(f, json_type_string) && json_object_get_string_len(f) > 0 &&
+        strlen(json_object_get_string(f)) == (size_t)json_object_get_string_len(f) &&
+        utf8_length(json_object_get_string(f)) <= 200)
+        *request_id_out = strdup(json_object_get_string(f));
+
+    check_known(&v, root, "", known);
+    schema = get_str(&v, root, "schema", "schema", true, 1, 200);
+    if (!v.err && strcmp(schema, ZW_SYNC_SCHEMA) != 0)
+        verr(&v, ZW_EVENT_ERR_SCHEMA, "schema: expected '%s', got '%s'", ZW_SYNC_SCHEMA,
+             quoted(q, schema));
+    r->request_id = get_str(&v, root, "request_id", "request_id", true, 1, 200);
+    r->tenant = get_str(&v, root, "tenant", "tenant", true, 1, 63);
+    if (!v.err && !valid_tenant(r->tenant))
+        verr(&v, ZW_EVENT_ERR_INVALID_VALUE,
+             "tenant: '%s' is not a Zendesk subdomain (lowercase letters, digits, '-')",
+             quoted(q, r->tenant));
+    mode = get_str(&v, root, "mode", "mode", false, 1, 32);
+    if (!v.err && mode) {
+        if (strcmp(mode, "incremental") == 0)
+            r->incremental = true;
+        else if (strcmp(mode, "full") != 0)
+            verr(&v, ZW_EVENT_ERR_INVALID_VALUE, "mode: '%s' is not one of: full, incremental",
+                 quoted(q, mode));
+    }
+    r->cursor = get_str(&v, root, "cursor", "cursor", false, 1, 2000);
+    if (!v.err && json_object_object_get_ex(root, "start_time", &f)) {
+        int64_t t = 0;
+        num_kind_t k = number_value(f, &t);
+        if (k == NUM_HUGE)
+            verr(&v, ZW_EVENT_ERR_INVALID_VALUE, "start_time: too large");
+        else if (k == NUM_TINY)
+            verr(&v, ZW_EVENT_ERR_INVALID_VALUE, "start_time: must be >= 0");
+        else if (k != NUM_INTEGER)
+            verr(&v, ZW_EVENT_ERR_WRONG_TYPE, "start_time: expected an integer, got %s",
+                 json_type_label(f));
+        else if (t < 0)
+            verr(&v, ZW_EVENT_ERR_INVALID_VALUE, "start_time: must be >= 0");
+        else {
+            r->has_start_time = true;
+            r->start_time = t;
+        }
+    }
+    parse_roles(&v, root, r);
+    free(schema);
+    free(mode);
+    json_object_put(root);
+    if (v.err)
+        zw_sync_request_cleanup(r);
+    return v.err;
+}
+
+void zw_sync_request_cleanup(zw_sync_request_t *r)
+{
+    free(r->request_id);
+    free(r->tenant);
+    free(r->cursor);
+    memset(r, 0, sizeof(*r));
+}

@@ -1,6 +1,7 @@
 /* zendesk-worker's command line: parses arguments and wires the modules
  * together. The only place that exits the process. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,10 @@ static void usage(FILE *out)
             "                         SIGTERM or SIGINT (a second signal exits at once)\n"
             "  check-config -c FILE   validate FILE (and read its secrets) without starting;\n"
             "                         exit 0 if it is valid, 78 if not\n"
-            "  validate-event FILE... check provisioning requests (JSON files) as the\n"
-            "                         worker would; exit 0 if all are valid, 65 if not\n"
+            "  validate-event [--sync] FILE...\n"
+            "                         check provisioning requests (or, with --sync, sync\n"
+            "                         requests) as the worker would; exit 0 if all are\n"
+            "                         valid, 65 if not\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE      the configuration file (libconfig syntax)\n"
@@ -75,7 +78,7 @@ static void print_summary(const zw_config_t *c)
 }
 
 /* Validates each file as a provisioning request, one line per file. */
-static int validate_events(int argc, char **argv)
+static int validate_events(int argc, char **argv, bool sync)
 {
     int invalid = 0;
 
@@ -98,11 +101,20 @@ static int validate_events(int argc, char **argv)
             fprintf(stderr, "zendesk-worker: out of memory\n");
             return ZW_EXIT_SOFTWARE;
         }
-        err = zw_event_parse(buf, len, EVENT_FILE_MAX, &event, &event_id, errstr,
-                             sizeof(errstr));
+        if (sync) {
+            zw_sync_request_t req;
+            err = zw_sync_request_parse(buf, len, EVENT_FILE_MAX, &req, &event_id, errstr,
+                                        sizeof(errstr));
+            if (err == ZW_EVENT_OK)
+                zw_sync_request_cleanup(&req);
+        } else {
+            err = zw_event_parse(buf, len, EVENT_FILE_MAX, &event, &event_id, errstr,
+                                 sizeof(errstr));
+            if (err == ZW_EVENT_OK)
+                zw_event_cleanup(&event);
+        }
         if (err == ZW_EVENT_OK) {
             printf("%s: valid\n", argv[i]);
-            zw_event_cleanup(&event);
         } else {
             printf("%s: invalid: %s: %s\n", argv[i], zw_event_error_name(err), errstr);
             invalid++;
@@ -119,9 +131,11 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"sync", no_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
     const char *command = NULL, *config_path = NULL;
+    bool sync = false;
     char errstr[1024];
     zw_config_t *config;
     int opt, rc;
@@ -141,6 +155,7 @@ int main(int argc, char **argv)
         while ((opt = getopt_long(argc, argv, "+c:hV", options, NULL)) != -1) {
             switch (opt) {
             case 'c': config_path = optarg; break;
+            case 's': sync = true; break;
             case 'h': usage(stdout); return 0;
             case 'V': version(); return 0;
             default: usage(stderr); return EXIT_USAGE;
@@ -164,7 +179,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "zendesk-worker: validate-event needs one or more files\n");
             return EXIT_USAGE;
         }
-        return validate_events(argc - optind, argv + optind);
+        return validate_events(argc - optind, argv + optind, sync);
     }
     if (strcmp(command, "run") != 0 && strcmp(command, "check-config") != 0) {
         fprintf(stderr, "zendesk-worker: unknown command '%s'\n\n", command);

@@ -92,4 +92,28 @@ const char *zw_event_type_name(zw_event_type_t type);
 const char *zw_event_error_name(zw_event_error_t err);
 const char *zw_leaver_action_name(zw_leaver_action_t action);
 
+
+/* ---- sync requests (schemas/sync-request.schema.json) ---- */
+
+#define ZW_SYNC_SCHEMA "zendesk-worker/sync-request/v1"
+
+typedef struct zw_sync_request_s {
+    char *request_id;
+    char *tenant;
+    bool incremental;     /* mode "incremental"; else "full" */
+    char *cursor;         /* NULL when absent */
+    bool has_start_time;
+    int64_t start_time;   /* Unix seconds */
+    bool has_roles;       /* filter.roles given */
+    bool role_end_user, role_agent, role_admin;
+} zw_sync_request_t;
+
+/* As zw_event_parse, for a sync request; *request_id_out gets a copy of the
+ * request id when it can be read. Free with zw_sync_request_cleanup. */
+zw_event_error_t zw_sync_request_parse(const char *data, size_t len, size_t max_bytes,
+                                       zw_sync_request_t *out, char **request_id_out,
+                                       char *errstr, size_t errstr_size);
+
+void zw_sync_request_cleanup(zw_sync_request_t *req);
+
 #endif
