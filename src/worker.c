@@ -51,7 +51,14 @@ typedef enum { OWNER_JOB = 1, OWNER_TENANT = 2 } owner_kind_t;
 
 typedef enum { TOKEN_NONE = 0, TOKEN_FETCHING, TOKEN_READY, TOKEN_FAILED } token_state_t;
 
-enum { LANE_READ = 0, LANE_WRITE = 1, N_LANES = 2 };
+/* Lanes take turns for a tenant's budget: lookups, single-user writes, and
+ * snapshot pages, so neither provisioning nor a snapshot starves the other. */
+enum { LANE_READ = 0, LANE_WRITE = 1, LANE_SYNC = 2, N_LANES = 3 };
+
+#define SNAPSHOT_SCHEMA "zendesk-worker/user-snapshot/v1"
+#define SNAPSHOT_PAGE_SIZE 100
+#define EXPORT_PAGE_SIZE 1000
+#define PRODUCER_QUEUE_HIGH 20000
 
 struct tenant_s {
     owner_kind_t kind;
@@ -59,6 +66,8 @@ struct tenant_s {
     const zw_tenant_config_t *cfg;
     zw_ratelimit_t *budget; /* every API request */
     zw_ratelimit_t *writes; /* single-user writes */
+    zw_ratelimit_t *exports; /* incremental export pages */
+    job_t *sync_job;        /* the snapshot being walked, if any */
     char *authorization;    /* "Basic ..." or "Bearer ..."; a secret */
     token_state_t token_state;
     bool token_renewing;    /* a grant in flight while the old token works */
@@ -86,10 +95,33 @@ struct keyq_s {
 };
 
 /* A produced record waiting for its delivery report. */
+typedef enum { DR_RESULT = 0, DR_DLQ = 1, DR_SNAPSHOT = 2, DR_END = 3 } dr_kind_t;
+
 typedef struct delivery_s {
     job_t *job;
-    int is_dlq;
+    dr_kind_t kind;
 } delivery_t;
+
+/* A snapshot walk (sync request). Pages are listed one at a time and their
+ * users published at once, so memory stays flat whatever the account's
+ * size; the end marker goes out only once every user record is acked. */
+typedef struct snapshot_s {
+    char id[37];
+    int64_t seq;
+    int64_t count;
+    uint64_t checksum;     /* sum of FNV-1a 64 over each record's "user" JSON */
+    char *cursor;          /* where the next page starts */
+    char *next_cursor;     /* for the end marker */
+    int pages;
+    int pending;           /* begin/user records not yet acked */
+    bool walk_done;
+    bool failed;           /* the walk stopped early */
+    bool broken;           /* a record was not delivered */
+    bool stop;             /* shutdown or revoke: end without a marker */
+    bool ended;
+    int64_t start_unix;
+    FILE *out;             /* one-shot mode: NDJSON here instead of Kafka */
+} snapshot_t;
 
 struct job_s {
     owner_kind_t kind;
@@ -138,7 +170,11 @@ struct job_s {
     const char *dlq_reason;
     char dlq_message[300];
     int pending;                 /* deliveries not yet acked */
-    delivery_t dr_result, dr_dlq;
+    delivery_t dr_result, dr_dlq, dr_snapshot, dr_end;
+    bool is_sync;
+    zw_sync_request_t sync;
+    snapshot_t *snap;
+    char *end_json;
 };
 
 typedef struct stats_s {
@@ -171,6 +207,8 @@ struct worker_s {
     stats_t stats;
     int64_t next_stats_ms;
     bool consumer_more;
+    bool oneshot;          /* `sync` command: no Kafka, one snapshot to a file */
+    job_t *oneshot_job;
 };
 
 static volatile sig_atomic_t signals_seen;
@@ -255,6 +293,9 @@ static void tenant_pump(tenant_t *t);
 static void pump_all(worker_t *w);
 static void job_submit(job_t *job);
 static void job_finish(job_t *job);
+static void job_retry_later(job_t *job, int64_t delay_ms);
+static void snapshot_record_acked(job_t *job, rd_kafka_resp_err_t err);
+static void sync_page_path(job_t *job, char *path, size_t size);
 static void token_fetch(tenant_t *t);
 
 /* ---- jobs and partitions ---- */
@@ -262,6 +303,13 @@ static void token_fetch(tenant_t *t);
 /* Frees what a job owns and the job; nothing else. */
 static void job_release(job_t *job)
 {
+    zw_sync_request_cleanup(&job->sync);
+    if (job->snap) {
+        free(job->snap->cursor);
+        free(job->snap->next_cursor);
+        free(job->snap);
+    }
+    free(job->end_json);
     zw_event_cleanup(&job->ev);
     zw_plan_cleanup(&job->plan);
     json_object_put(job->current);
@@ -298,6 +346,8 @@ static void job_free(job_t *job)
         job->part_next->part_prev = job->part_prev;
     if (job->timer)
         zw_timers_cancel(zw_loop_timers(w->loop), job->timer);
+    if (job->is_sync && job->tenant && job->tenant->sync_job == job)
+        job->tenant->sync_job = NULL;
     job_release(job);
     w->n_jobs--;
     if (part->revoked && !part->jobs) {
@@ -400,7 +450,10 @@ static void produce(job_t *job, delivery_t *dr)
     const char *topic, *value;
     size_t value_len;
 
-    if (dr->is_dlq) {
+    const char *key = job->key;
+    size_t key_len = job->key_len;
+
+    if (dr->kind == DR_DLQ) {
         char num[32], now[32];
         h = job->headers ? rd_kafka_headers_copy(job->headers) : rd_kafka_headers_new(8);
         /* Replace, not duplicate, our headers if the input already had them
@@ -425,6 +478,13 @@ static void produce(job_t *job, delivery_t *dr)
         topic = c->kafka.topic_dead_letter;
         value = job->raw;
         value_len = job->raw_len;
+    } else if (dr->kind == DR_END) {
+        h = ce_headers(job, "dev.zendesk-worker.user-snapshot.v1");
+        topic = c->kafka.topic_snapshots;
+        value = job->end_json;
+        value_len = strlen(job->end_json);
+        key = job->sync.tenant;
+        key_len = strlen(key);
     } else {
         h = ce_headers(job, "dev.zendesk-worker.provisioning.result.v1");
         topic = c->kafka.topic_results;
@@ -432,7 +492,7 @@ static void produce(job_t *job, delivery_t *dr)
         value_len = strlen(job->result_json);
     }
     err = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(topic),
-                            RD_KAFKA_V_KEY(job->key, job->key_len),
+                            RD_KAFKA_V_KEY(key, key_len),
                             RD_KAFKA_V_VALUE((void *)value, value_len),
                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
                             RD_KAFKA_V_OPAQUE(dr), RD_KAFKA_V_END);
@@ -442,13 +502,8 @@ static void produce(job_t *job, delivery_t *dr)
         rd_kafka_headers_destroy(h);
         ZW_LOG(ZW_LOG_WARN, "cannot produce, will retry", ZW_LF_STR("topic", topic),
                ZW_LF_STR("error", rd_kafka_err2str(err)));
-        job->timer = 0;
-        if (dr->is_dlq)
-            job->timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + 200,
-                                       produce_retry_timer, &job->dr_dlq);
-        else
-            job->timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + 200,
-                                       produce_retry_timer, &job->dr_result);
+        job->timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + 200,
+                                   produce_retry_timer, dr);
     }
 }
 
@@ -466,6 +521,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
     (void)rk;
     (void)opaque;
+    if (dr->kind == DR_SNAPSHOT) {
+        snapshot_record_acked(job, m->err);
+        return;
+    }
     if (m->err) {
         /* The record did not reach the broker: produce it again; the
          * offset stays uncommitted until it does. */
@@ -490,11 +549,19 @@ static void build_result(job_t *job)
     iso_now(finished_at, sizeof(finished_at));
     json_object_object_add(r, "schema", json_object_new_string(RESULT_SCHEMA));
     json_object_object_add(r, "event_id", json_object_new_string(job->event_id));
-    json_object_object_add(r, "tenant", job->ev.tenant ? json_object_new_string(job->ev.tenant)
-                                                       : NULL);
-    json_object_object_add(r, "type", job->ev.tenant
-                                          ? json_object_new_string(zw_event_type_name(job->ev.type))
-                                          : NULL);
+    if (job->is_sync) {
+        json_object_object_add(r, "tenant", job->sync.tenant
+                                                ? json_object_new_string(job->sync.tenant)
+                                                : NULL);
+        json_object_object_add(r, "type", json_object_new_string("sync"));
+    } else {
+        json_object_object_add(r, "tenant", job->ev.tenant
+                                                ? json_object_new_string(job->ev.tenant)
+                                                : NULL);
+        json_object_object_add(
+            r, "type",
+            job->ev.tenant ? json_object_new_string(zw_event_type_name(job->ev.type)) : NULL);
+    }
     json_object_object_add(r, "status", json_object_new_string(job->status));
     json_object_object_add(r, "outcome", json_object_new_string(job->outcome));
     json_object_object_add(r, "zendesk_user_id",
@@ -530,6 +597,10 @@ static void build_result(job_t *job)
     json_object_object_add(o, "partition", json_object_new_int(job->part->partition));
     json_object_object_add(o, "offset", json_object_new_int64(job->offset));
     json_object_object_add(r, "source", o);
+    if (job->snap) {
+        json_object_object_add(r, "snapshot_id", json_object_new_string(job->snap->id));
+        json_object_object_add(r, "count", json_object_new_int64(job->snap->count));
+    }
     job->result_json = strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
     json_object_put(r);
 }
@@ -552,8 +623,11 @@ static void job_finish(job_t *job)
         w->stats.failed++;
     job_log(strcmp(job->status, "failed") == 0 ? ZW_LOG_WARN : ZW_LOG_INFO, job,
             "event finished");
+    if (job->is_sync && job->tenant && job->tenant->sync_job == job)
+        job->tenant->sync_job = NULL;
+    if (w->oneshot)
+        return; /* the sync command reads the job's state and frees it */
 
-    job->pending = 0;
     if (job->event_id) {
         build_result(job);
         if (job->result_json) {
@@ -588,8 +662,23 @@ static void job_finish(job_t *job)
         job_done(job);
 }
 
+static void sync_try_end(job_t *job);
+
 static void job_fail(job_t *job, const char *cls, long http, const char *code, const char *msg)
 {
+    if (job->snap && !job->snap->ended) {
+        /* A walk that cannot go on ends with a failed marker, once the
+         * records already produced are acked. */
+        job->snap->failed = true;
+        job->snap->walk_done = true;
+        job->err_class = cls;
+        job->err_http = http;
+        snprintf(job->err_code, sizeof(job->err_code), "%s", code ? code : "");
+        snprintf(job->err_msg, sizeof(job->err_msg), "%s", msg);
+        job_detach(job);
+        sync_try_end(job);
+        return;
+    }
     job->status = "failed";
     if (!job->outcome)
         job->outcome = "failed";
@@ -649,8 +738,18 @@ static job_t *lane_pop(tenant_t *t, int lane)
 
 static void send_request(job_t *job);
 
+/* The extra limit a lane's next request is under, beyond the account budget. */
+static zw_ratelimit_t *lane_limit(tenant_t *t, int lane)
+{
+    if (lane == LANE_WRITE)
+        return t->writes;
+    if (lane == LANE_SYNC && t->lane_head[lane]->sync.incremental)
+        return t->exports;
+    return NULL;
+}
+
 /* Sends what the tenant's budget and the global in-flight cap allow, the
- * two lanes taking turns so lookups never starve writes or the reverse. */
+ * lanes taking turns so lookups, writes and snapshot pages all progress. */
 static void tenant_pump(tenant_t *t)
 {
     worker_t *w = t->w;
@@ -662,32 +761,41 @@ static void tenant_pump(tenant_t *t)
         return;
     }
     while (zw_loop_http_in_flight(w->loop) < (size_t)w->cfg->worker.max_in_flight) {
-        int lane = t->next_lane;
-        int64_t wait;
+        int64_t lane_wait = -1;
+        bool sent = false;
 
-        if (!t->lane_head[lane])
-            lane = 1 - lane;
-        if (!t->lane_head[lane])
-            return;
-        wait = zw_ratelimit_take(t->budget, now);
-        if (wait > 0) {
-            tenant_wake_in(t, wait);
-            return;
-        }
-        if (lane == LANE_WRITE) {
-            int64_t wwait = zw_ratelimit_take(t->writes, now);
-            if (wwait > 0) {
-                zw_ratelimit_refund(t->budget);
-                tenant_wake_in(t, wwait);
-                if (!t->lane_head[LANE_READ])
-                    return;
-                lane = LANE_READ;
-                if (zw_ratelimit_take(t->budget, now) > 0)
-                    return;
+        for (int k = 0; k < N_LANES && !sent; k++) {
+            int lane = (t->next_lane + k) % N_LANES;
+            zw_ratelimit_t *extra;
+            int64_t wait;
+
+            if (!t->lane_head[lane])
+                continue;
+            wait = zw_ratelimit_take(t->budget, now);
+            if (wait > 0) {
+                tenant_wake_in(t, wait);
+                return;
             }
+            extra = lane_limit(t, lane);
+            if (extra) {
+                int64_t ewait = zw_ratelimit_take(extra, now);
+                if (ewait > 0) {
+                    /* This lane waits; the others may still go. */
+                    zw_ratelimit_refund(t->budget);
+                    if (lane_wait < 0 || ewait < lane_wait)
+                        lane_wait = ewait;
+                    continue;
+                }
+            }
+            t->next_lane = (lane + 1) % N_LANES;
+            send_request(lane_pop(t, lane));
+            sent = true;
         }
-        t->next_lane = 1 - lane;
-        send_request(lane_pop(t, lane));
+        if (!sent) {
+            if (lane_wait > 0)
+                tenant_wake_in(t, lane_wait);
+            return;
+        }
     }
 }
 
@@ -842,12 +950,358 @@ static bool job_is_dry(const job_t *job)
     return job->ev.dry_run || job->w->cfg->worker.dry_run;
 }
 
+/* ---- snapshots (sync requests) ---- */
+
+static uint64_t fnv1a64(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* The next page's path: the cursor-paginated user list for a full walk,
+ * the cursor-based incremental export otherwise. */
+static void sync_page_path(job_t *job, char *path, size_t size)
+{
+    const zw_sync_request_t *r = &job->sync;
+    snapshot_t *snap = job->snap;
+    char *esc = snap->cursor ? zw_zendesk_escape(snap->cursor) : NULL;
+    size_t n;
+
+    if (!r->incremental) {
+        n = (size_t)snprintf(path, size, "/api/v2/users?page[size]=%d", SNAPSHOT_PAGE_SIZE);
+        if (r->has_roles) {
+            if (r->role_end_user && n < size)
+                n += (size_t)snprintf(path + n, size - n, "&role[]=end-user");
+            if (r->role_agent && n < size)
+                n += (size_t)snprintf(path + n, size - n, "&role[]=agent");
+            if (r->role_admin && n < size)
+                n += (size_t)snprintf(path + n, size - n, "&role[]=admin");
+        }
+        if (esc && n < size)
+            snprintf(path + n, size - n, "&page[after]=%s", esc);
+    } else if (esc) {
+        snprintf(path, size, "/api/v2/incremental/users/cursor?cursor=%s&per_page=%d", esc,
+                 EXPORT_PAGE_SIZE);
+    } else {
+        /* Zendesk refuses a start time within the last minute (it withholds
+         * that minute): start earlier; re-listing a user is harmless. */
+        int64_t start = r->has_start_time ? r->start_time : 0, latest = (int64_t)time(NULL) - 61;
+        snprintf(path, size, "/api/v2/incremental/users/cursor?start_time=%lld&per_page=%d",
+                 (long long)(start < latest ? start : latest), EXPORT_PAGE_SIZE);
+    }
+    free(esc);
+}
+
+static bool role_wanted(const zw_sync_request_t *r, const char *role)
+{
+    if (!r->has_roles)
+        return true;
+    if (!role)
+        return false;
+    return (r->role_end_user && strcmp(role, "end-user") == 0) ||
+           (r->role_agent && strcmp(role, "agent") == 0) ||
+           (r->role_admin && strcmp(role, "admin") == 0);
+}
+
+/* A snapshot record: {schema, snapshot_id, request_id, tenant, kind, seq, ...}. */
+static json_object *snapshot_record(job_t *job, const char *kind)
+{
+    json_object *r = json_object_new_object();
+
+    json_object_object_add(r, "schema", json_object_new_string(SNAPSHOT_SCHEMA));
+    json_object_object_add(r, "snapshot_id", json_object_new_string(job->snap->id));
+    json_object_object_add(r, "request_id", json_object_new_string(job->sync.request_id));
+    json_object_object_add(r, "tenant", json_object_new_string(job->sync.tenant));
+    json_object_object_add(r, "kind", json_object_new_string(kind));
+    json_object_object_add(r, "seq", json_object_new_int64(job->snap->seq++));
+    return r;
+}
+
+/* Publishes a begin or user record: to Kafka (acked later), or to the
+ * one-shot file (done at once). */
+static void snapshot_emit(job_t *job, json_object *record, const char *key)
+{
+    worker_t *w = job->w;
+    snapshot_t *snap = job->snap;
+    const char *json = json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN);
+
+    if (snap->out) {
+        fputs(json, snap->out);
+        fputc('\n', snap->out);
+        return;
+    }
+    rd_kafka_headers_t *h = ce_headers(job, "dev.zendesk-worker.user-snapshot.v1");
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        w->producer, RD_KAFKA_V_TOPIC(w->cfg->kafka.topic_snapshots),
+        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)json, strlen(json)),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+        RD_KAFKA_V_OPAQUE(&job->dr_snapshot), RD_KAFKA_V_END);
+    if (err) {
+        /* A record that cannot be queued makes the snapshot incomplete:
+         * its end marker will say failed. */
+        rd_kafka_headers_destroy(h);
+        snap->broken = true;
+        ZW_LOG(ZW_LOG_ERROR, "cannot produce a snapshot record", ZW_LF_STR("error", rd_kafka_err2str(err)),
+               ZW_LF_STR("snapshot_id", snap->id));
+        return;
+    }
+    snap->pending++;
+}
+
+static void sync_try_end(job_t *job);
+
+/* Frees a stopped walk once nothing refers to it any more. */
+static void sync_release_if_idle(job_t *job)
+{
+    if (job->snap->stop && !job->http && job->snap->pending == 0 && job->pending == 0)
+        job_free(job);
+}
+
+static void snapshot_record_acked(job_t *job, rd_kafka_resp_err_t err)
+{
+    snapshot_t *snap = job->snap;
+
+    snap->pending--;
+    if (err) {
+        snap->broken = true;
+        ZW_LOG(ZW_LOG_ERROR, "snapshot record not delivered; the snapshot will end failed",
+               ZW_LF_STR("snapshot_id", snap->id), ZW_LF_STR("error", rd_kafka_err2str(err)));
+    }
+    if (snap->stop) {
+        sync_release_if_idle(job);
+        return;
+    }
+    sync_try_end(job);
+}
+
+/* Ends the snapshot when the walk is over and every record is acked: the
+ * end marker, then the request's result. "complete" only if nothing was
+ * lost, so a consumer can trust it. */
+static void sync_try_end(job_t *job)
+{
+    snapshot_t *snap = job->snap;
+    json_object *rec, *end;
+    char sum[40];
+
+    if (!snap->walk_done || snap->pending > 0 || snap->ended || snap->stop)
+        return;
+    snap->ended = true;
+    if (snap->broken && !snap->failed) {
+        snap->failed = true;
+        job->err_class = "transient_exhausted";
+        snprintf(job->err_code, sizeof(job->err_code), "DeliveryFailed");
+        snprintf(job->err_msg, sizeof(job->err_msg),
+                 "a snapshot record could not be delivered to Kafka");
+    }
+    rec = snapshot_record(job, "end");
+    end = json_object_new_object();
+    snprintf(sum, sizeof(sum), "fnv1a64-sum:%016llx", (unsigned long long)snap->checksum);
+    json_object_object_add(end, "status", json_object_new_string(snap->failed ? "failed"
+                                                                              : "complete"));
+    json_object_object_add(end, "count", json_object_new_int64(snap->count));
+    json_object_object_add(end, "checksum", json_object_new_string(sum));
+    json_object_object_add(end, "next_cursor", snap->next_cursor
+                                                   ? json_object_new_string(snap->next_cursor)
+                                                   : NULL);
+    json_object_object_add(rec, "end", end);
+    job->end_json = strdup(json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN));
+    json_object_put(rec);
+    ZW_LOG(ZW_LOG_INFO, "snapshot ended", ZW_LF_STR("tenant", job->sync.tenant),
+           ZW_LF_STR("snapshot_id", snap->id), ZW_LF_STR("request_id", job->sync.request_id),
+           ZW_LF_STR("status", snap->failed ? "failed" : "complete"),
+           ZW_LF_INT("count", snap->count), ZW_LF_INT("pages", snap->pages));
+    if (snap->out) {
+        if (job->end_json) {
+            fputs(job->end_json, snap->out);
+            fputc('\n', snap->out);
+        }
+    } else if (job->end_json) {
+        job->pending++;
+        produce(job, &job->dr_end);
+    }
+    job->status = snap->failed ? "failed" : "succeeded";
+    job->outcome = snap->failed ? "snapshot_failed" : "snapshot_complete";
+    job_finish(job);
+}
+
+/* Copies the user attributes a snapshot carries, with the ones the schema
+ * requires always present. */
+static json_object *snapshot_user(json_object *u)
+{
+    static const char *const keys[] = {"id",         "external_id",      "email",
+                                       "name",       "role",             "custom_role_id",
+                                       "suspended",  "active",           "organization_id",
+                                       "default_group_id", "tags",       "user_fields",
+                                       "created_at", "updated_at",       "last_login_at", NULL};
+    json_object *out = json_object_new_object(), *v;
+
+    for (const char *const *k = keys; *k; k++) {
+        if (json_object_object_get_ex(u, *k, &v))
+            json_object_object_add(out, *k, json_object_get(v));
+    }
+    if (!json_object_object_get_ex(out, "external_id", NULL))
+        json_object_object_add(out, "external_id", NULL);
+    if (!json_object_object_get_ex(out, "email", NULL))
+        json_object_object_add(out, "email", NULL);
+    if (!json_object_object_get_ex(out, "name", NULL))
+        json_object_object_add(out, "name", json_object_new_string(""));
+    if (!json_object_object_get_ex(out, "role", NULL))
+        json_object_object_add(out, "role", json_object_new_string("end-user"));
+    if (!json_object_object_get_ex(out, "suspended", NULL))
+        json_object_object_add(out, "suspended", json_object_new_boolean(0));
+    if (!json_object_object_get_ex(out, "active", NULL))
+        json_object_object_add(out, "active", json_object_new_boolean(1));
+    return out;
+}
+
+static void sync_next_page_timer(void *arg)
+{
+    job_t *job = arg;
+    job->timer = 0;
+    if (job->snap->stop) {
+        sync_release_if_idle(job);
+        return;
+    }
+    job_submit(job);
+}
+
+static void set_cursor(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = value ? strdup(value) : NULL;
+}
+
+/* One page: publish its users, then ask for the next page from the cursor
+ * the page gave (a failed page is retried from the same cursor). */
+static void sync_page_done(job_t *job, zw_http_t *req)
+{
+    worker_t *w = job->w;
+    snapshot_t *snap = job->snap;
+    json_object *root = zw_http_json(req), *users = NULL, *v;
+    const char *after = NULL;
+    bool more = false;
+    size_t n;
+    char key[128];
+
+    if (!root || !json_object_object_get_ex(root, "users", &users) ||
+        !json_object_is_type(users, json_type_array)) {
+        json_object_put(root);
+        job->failures++;
+        if (job->failures >= w->cfg->worker.max_attempts) {
+            job_fail(job, "transient_exhausted", req->status, "InvalidResponse",
+                     "Zendesk answered a page with a body that is not a user list");
+            return;
+        }
+        job_retry_later(job, zw_backoff_delay_ms(job->failures, w->cfg->worker.backoff_base_ms,
+                                                 w->cfg->worker.backoff_max_ms, &w->rng));
+        return;
+    }
+    job->failures = 0;
+    snap->pages++;
+    n = json_object_array_length(users);
+    for (size_t i = 0; i < n; i++) {
+        json_object *u = json_object_array_get_idx(users, i), *rec, *user;
+        int64_t id = 0;
+        const char *role = NULL;
+
+        if (json_object_object_get_ex(u, "role", &v))
+            role = json_object_get_string(v);
+        if (!role_wanted(&job->sync, role))
+            continue;
+        if (json_object_object_get_ex(u, "id", &v))
+            id = json_object_get_int64(v);
+        user = snapshot_user(u);
+        snap->checksum += fnv1a64(json_object_to_json_string_ext(user, JSON_C_TO_STRING_PLAIN));
+        rec = snapshot_record(job, "user");
+        json_object_object_add(rec, "user", user);
+        snprintf(key, sizeof(key), "%s/%lld", job->sync.tenant, (long long)id);
+        snapshot_emit(job, rec, key);
+        json_object_put(rec);
+        snap->count++;
+    }
+    if (!job->sync.incremental) {
+        json_object *meta;
+        if (json_object_object_get_ex(root, "meta", &meta)) {
+            if (json_object_object_get_ex(meta, "has_more", &v))
+                more = json_object_get_boolean(v);
+            if (json_object_object_get_ex(meta, "after_cursor", &v) &&
+                json_object_is_type(v, json_type_string))
+                after = json_object_get_string(v);
+        }
+        more = more && after && *after;
+        if (!more) {
+            /* A full snapshot continues incrementally from its start time. */
+            char next[48];
+            snprintf(next, sizeof(next), "start_time:%lld", (long long)snap->start_unix);
+            set_cursor(&snap->next_cursor, next);
+        }
+    } else {
+        bool end_of_stream = json_object_object_get_ex(root, "end_of_stream", &v) &&
+                             json_object_get_boolean(v);
+        if (json_object_object_get_ex(root, "after_cursor", &v) &&
+            json_object_is_type(v, json_type_string))
+            after = json_object_get_string(v);
+        if (after && *after)
+            set_cursor(&snap->next_cursor, after);
+        /* Stop at end_of_stream, never loop on the last page. */
+        more = !end_of_stream && after && *after;
+    }
+    if (more)
+        set_cursor(&snap->cursor, after);
+    json_object_put(root);
+    if (!more) {
+        snap->walk_done = true;
+        sync_try_end(job);
+        return;
+    }
+    /* Let the producer drain before listing more: memory stays flat. */
+    if (!snap->out && rd_kafka_outq_len(w->producer) > PRODUCER_QUEUE_HIGH)
+        job->timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + 50,
+                                   sync_next_page_timer, job);
+    else
+        job_submit(job);
+}
+
+/* Starts a snapshot: begin marker, then the first page. */
+static void sync_start(job_t *job)
+{
+    snapshot_t *snap = job->snap;
+    json_object *rec;
+
+    job->tenant->sync_job = job;
+    uuid4(job->w, snap->id);
+    snap->start_unix = (int64_t)time(NULL);
+    if (job->sync.cursor) {
+        /* "start_time:N" is the cursor a full snapshot hands out. */
+        if (strncmp(job->sync.cursor, "start_time:", 11) == 0) {
+            job->sync.has_start_time = true;
+            job->sync.start_time = strtoll(job->sync.cursor + 11, NULL, 10);
+        } else {
+            set_cursor(&snap->cursor, job->sync.cursor);
+        }
+    }
+    ZW_LOG(ZW_LOG_INFO, "snapshot started", ZW_LF_STR("tenant", job->sync.tenant),
+           ZW_LF_STR("snapshot_id", snap->id), ZW_LF_STR("request_id", job->sync.request_id),
+           ZW_LF_STR("mode", job->sync.incremental ? "incremental" : "full"));
+    rec = snapshot_record(job, "begin");
+    snapshot_emit(job, rec, job->sync.tenant);
+    json_object_put(rec);
+    job->started = true;
+    job_submit(job);
+}
+
 /* Queues the job's next request on its tenant's lane. */
 static void job_submit(job_t *job)
 {
     tenant_t *t = job->tenant;
 
-    if (!job->lookup_done)
+    if (job->is_sync)
+        job->lane = LANE_SYNC;
+    else if (!job->lookup_done)
         job->lane = LANE_READ;
     else
         job->lane = job->plan.step == ZW_STEP_DELETE ? LANE_READ : LANE_WRITE;
@@ -864,7 +1318,9 @@ static void send_request(job_t *job)
     zw_endpoint_class_t ep = ZW_ENDPOINT_READ;
     zw_http_t *req;
 
-    if (!job->lookup_done) {
+    if (job->is_sync) {
+        sync_page_path(job, path, sizeof(path));
+    } else if (!job->lookup_done) {
         char *esc = zw_zendesk_escape(job->ev.person.external_id);
         snprintf(path, sizeof(path), "/api/v2/users/show_many?external_ids=%s", esc ? esc : "");
         free(esc);
@@ -882,7 +1338,7 @@ static void send_request(job_t *job)
         snprintf(path, sizeof(path), "/api/v2/users/%lld", (long long)job->plan.user_id);
     }
     req = zw_http_new(&w->http, t->cfg->subdomain, method, path,
-                      job->lookup_done ? job->plan.body : NULL, t->authorization, ep, job, errstr,
+                      job->lookup_done && !job->is_sync ? job->plan.body : NULL, t->authorization, ep, job, errstr,
                       sizeof(errstr));
     if (!req || zw_loop_http_start(w->loop, req) != 0) {
         zw_http_destroy(req);
@@ -1051,10 +1507,22 @@ static void job_http_done(job_t *job, zw_http_t *req)
     job->http = NULL;
     if (job->abandoned) {
         /* Its partition was handed back while this was in flight. */
-        job_free(job);
+        if (job->snap)
+            sync_release_if_idle(job);
+        else
+            job_free(job);
         return;
     }
-    record_request_id(job, req);
+    if (job->snap && job->snap->stop) {
+        sync_release_if_idle(job);
+        return;
+    }
+    if (!job->snap)
+        record_request_id(job, req);
+    if (job->snap && cls == ZW_CLASS_OK) {
+        sync_page_done(job, req);
+        return;
+    }
     if (cls == ZW_CLASS_OK || (cls == ZW_CLASS_NOT_FOUND && job->lookup_done)) {
         if (!job->lookup_done)
             job_after_lookup(job, req);
@@ -1072,6 +1540,8 @@ static void job_http_done(job_t *job, zw_http_t *req)
          * single-user write limit: stop only the tenant's writes. */
         if (req->endpoint == ZW_ENDPOINT_WRITE && req->rl_remaining > 0)
             zw_ratelimit_block_until(t->writes, zw_loop_now_ms() + wait);
+        else if (job->snap && job->sync.incremental && req->rl_remaining > 0)
+            zw_ratelimit_block_until(t->exports, zw_loop_now_ms() + wait);
         else
             zw_ratelimit_block_until(t->budget, zw_loop_now_ms() + wait);
         ZW_LOG(ZW_LOG_WARN, "rate limited by Zendesk", ZW_LF_STR("tenant", t->cfg->subdomain),
@@ -1201,6 +1671,46 @@ static void job_reject(job_t *job, const char *reason, const char *cls, const ch
     job_fail(job, cls, 0, reason, msg);
 }
 
+/* A sync request: validated like an event; one walk per tenant at a time,
+ * a second request while one runs is reported, not run. */
+static void on_sync_message(worker_t *w, job_t *job, const rd_kafka_message_t *m)
+{
+    char errstr[300], *id = NULL, msg[200];
+    zw_event_error_t perr;
+
+    job->is_sync = true;
+    perr = zw_sync_request_parse(m->payload, m->len, (size_t)w->cfg->worker.max_event_bytes,
+                                 &job->sync, &id, errstr, sizeof(errstr));
+    job->event_id = id;
+    if (perr != ZW_EVENT_OK) {
+        job_reject(job, zw_event_error_name(perr), "invalid_event", errstr);
+        return;
+    }
+    job->tenant = tenant_find(w, job->sync.tenant);
+    if (!job->tenant) {
+        snprintf(errstr, sizeof(errstr), "tenant '%s' is not configured", job->sync.tenant);
+        job_reject(job, "unknown_tenant", "unknown_tenant", errstr);
+        return;
+    }
+    if (job->tenant->sync_job) {
+        snprintf(msg, sizeof(msg), "snapshot %s of this tenant is still running",
+                 job->tenant->sync_job->snap->id);
+        job->outcome = "duplicate_request";
+        job_fail(job, "permanent", 0, "DuplicateRequest", msg);
+        return;
+    }
+    job->snap = calloc(1, sizeof(*job->snap));
+    if (!job->snap) {
+        job_fail(job, "permanent", 0, "LocalError", "out of memory");
+        return;
+    }
+    job->dr_snapshot.job = job;
+    job->dr_snapshot.kind = DR_SNAPSHOT;
+    job->dr_end.job = job;
+    job->dr_end.kind = DR_END;
+    sync_start(job);
+}
+
 static void on_message(worker_t *w, rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
@@ -1237,7 +1747,7 @@ static void on_message(worker_t *w, rd_kafka_message_t *m)
     iso_now(job->started_at, sizeof(job->started_at));
     job->dr_result.job = job;
     job->dr_dlq.job = job;
-    job->dr_dlq.is_dlq = 1;
+    job->dr_dlq.kind = DR_DLQ;
     if (m->key_len > 0) {
         job->key = malloc(m->key_len + 1);
         if (job->key) {
@@ -1255,6 +1765,10 @@ static void on_message(worker_t *w, rd_kafka_message_t *m)
         job->raw_len = m->len;
     }
 
+    if (strcmp(topic, w->cfg->kafka.topic_sync) == 0) {
+        on_sync_message(w, job, m);
+        return;
+    }
     perr = zw_event_parse(m->payload, m->len, (size_t)w->cfg->worker.max_event_bytes, &job->ev,
                           &id, errstr, sizeof(errstr));
     job->event_id = id;
@@ -1393,6 +1907,21 @@ static void on_signal_fd(int fd, void *arg)
                ZW_LF_INT("timeout_ms", w->cfg->worker.shutdown_timeout_ms));
         w->paused = false;
         set_paused(w, true);
+        /* A snapshot walk can outlast any shutdown deadline: stop it
+         * without an end marker and leave its request uncommitted, so it
+         * is redelivered and walked whole. */
+        for (size_t i = 0; i < w->n_tenants; i++) {
+            job_t *job = w->tenants[i].sync_job;
+            if (job && job->snap && !job->snap->ended) {
+                job_detach(job);
+                job->snap->stop = true;
+                w->tenants[i].sync_job = NULL;
+                ZW_LOG(ZW_LOG_INFO, "snapshot stopped by shutdown; its request stays uncommitted",
+                       ZW_LF_STR("tenant", w->tenants[i].cfg->subdomain),
+                       ZW_LF_STR("snapshot_id", job->snap->id));
+                sync_release_if_idle(job);
+            }
+        }
     }
 }
 
@@ -1424,7 +1953,9 @@ static void update_share(worker_t *w)
         tenant_t *t = &w->tenants[i];
         double rpm = t->cfg->plan_rpm * share, wrpm = t->cfg->single_write_per_minute * share;
         zw_ratelimit_set_rate(t->budget, rpm, rpm / 12 > 1 ? rpm / 12 : 1, zw_loop_now_ms());
-        zw_ratelimit_set_rate(t->writes, wrpm, 1, zw_loop_now_ms());
+        /* A burst of a tenth of a second: with a high limit, writes
+         * finishing in the same millisecond must not wait for each other. */
+        zw_ratelimit_set_rate(t->writes, wrpm, wrpm / 600 > 1 ? wrpm / 600 : 1, zw_loop_now_ms());
     }
     ZW_LOG(ZW_LOG_INFO, "assignment changed", ZW_LF_INT("partitions", (long long)w->n_assigned),
            ZW_LF_INT("topic_partitions", total), ZW_LF_INT("share_permille", (long long)(share * 1000)));
@@ -1453,7 +1984,15 @@ static void part_revoke(worker_t *w, part_t *part)
     job = part->jobs;
     while (job) {
         job_t *next = job->part_next;
-        if (!job->finished) {
+        if (job->snap && !job->finished) {
+            /* A walk handed back ends without an end marker: the new owner
+             * makes a new, complete snapshot. */
+            job_detach(job);
+            job->snap->stop = true;
+            if (job->tenant && job->tenant->sync_job == job)
+                job->tenant->sync_job = NULL;
+            sync_release_if_idle(job);
+        } else if (!job->finished) {
             job_detach(job);
             if (job->http)
                 job->abandoned = true;
@@ -1560,8 +2099,14 @@ static int setup_tenants(worker_t *w, char *errstr, size_t errstr_size)
         t->cfg = tc;
         t->budget = zw_ratelimit_new(tc->plan_rpm, tc->plan_rpm / 12 > 1 ? tc->plan_rpm / 12 : 1,
                                      now);
-        t->writes = zw_ratelimit_new(tc->single_write_per_minute, 1, now);
-        if (!t->budget || !t->writes)
+        t->writes = zw_ratelimit_new(tc->single_write_per_minute,
+                                     tc->single_write_per_minute / 600 > 1
+                                         ? tc->single_write_per_minute / 600
+                                         : 1,
+                                     now);
+        /* Zendesk allows 10 incremental export pages a minute. */
+        t->exports = zw_ratelimit_new(10, 1, now);
+        if (!t->budget || !t->writes || !t->exports)
             goto oom;
         if (tc->auth_type == ZW_AUTH_API_TOKEN) {
             t->authorization = zw_zendesk_basic_auth(tc->email, tc->token);
@@ -1696,6 +2241,7 @@ int zw_worker_run(const zw_config_t *config)
     topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, config->kafka.topic_provisioning,
                                       RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, config->kafka.topic_sync, RD_KAFKA_PARTITION_UA);
     if (rd_kafka_subscribe(w->consumer, topics) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_topic_partition_list_destroy(topics);
         zw_logf(ZW_LOG_ERROR, "cannot subscribe");
@@ -1765,6 +2311,7 @@ out:
         tenant_t *t = &w->tenants[i];
         zw_ratelimit_destroy(t->budget);
         zw_ratelimit_destroy(t->writes);
+        zw_ratelimit_destroy(t->exports);
         if (t->authorization) {
             memset(t->authorization, 0, strlen(t->authorization));
             free(t->authorization);
