@@ -32,6 +32,10 @@ static void usage(FILE *out)
             "                         SIGTERM or SIGINT (a second signal exits at once)\n"
             "  check-config -c FILE   validate FILE (and read its secrets) without starting;\n"
             "                         exit 0 if it is valid, 78 if not\n"
+            "  sync -c FILE --tenant SUBDOMAIN [--out FILE.ndjson] [--mode full|incremental]\n"
+            "       [--cursor CURSOR]\n"
+            "                         one user snapshot of a tenant without Kafka, as NDJSON\n"
+            "                         (stdout without --out), with progress on a terminal\n"
             "  validate-event [--sync] FILE...\n"
             "                         check provisioning requests (or, with --sync, sync\n"
             "                         requests) as the worker would; exit 0 if all are\n"
@@ -132,10 +136,15 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"sync", no_argument, NULL, 's'},
+        {"tenant", required_argument, NULL, 't'},
+        {"out", required_argument, NULL, 'o'},
+        {"mode", required_argument, NULL, 'm'},
+        {"cursor", required_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     const char *command = NULL, *config_path = NULL;
     bool sync = false;
+    const char *tenant = NULL, *out = NULL, *mode = "full", *cursor = NULL;
     char errstr[1024];
     zw_config_t *config;
     int opt, rc;
@@ -156,6 +165,10 @@ int main(int argc, char **argv)
             switch (opt) {
             case 'c': config_path = optarg; break;
             case 's': sync = true; break;
+            case 't': tenant = optarg; break;
+            case 'o': out = optarg; break;
+            case 'm': mode = optarg; break;
+            case 'k': cursor = optarg; break;
             case 'h': usage(stdout); return 0;
             case 'V': version(); return 0;
             default: usage(stderr); return EXIT_USAGE;
@@ -181,7 +194,8 @@ int main(int argc, char **argv)
         }
         return validate_events(argc - optind, argv + optind, sync);
     }
-    if (strcmp(command, "run") != 0 && strcmp(command, "check-config") != 0) {
+    if (strcmp(command, "run") != 0 && strcmp(command, "check-config") != 0 &&
+        strcmp(command, "sync") != 0) {
         fprintf(stderr, "zendesk-worker: unknown command '%s'\n\n", command);
         usage(stderr);
         return EXIT_USAGE;
@@ -204,6 +218,19 @@ int main(int argc, char **argv)
         print_summary(config);
         zw_config_destroy(config);
         return 0;
+    }
+    if (strcmp(command, "sync") == 0) {
+        if (!tenant || (strcmp(mode, "full") != 0 && strcmp(mode, "incremental") != 0)) {
+            fprintf(stderr, "zendesk-worker: sync needs --tenant SUBDOMAIN and --mode full|incremental\n");
+            zw_config_destroy(config);
+            return EXIT_USAGE;
+        }
+        /* Logs go to stderr in text form; the NDJSON goes to --out or stdout. */
+        zw_log_setup(config->log.level > ZW_LOG_WARN ? config->log.level : ZW_LOG_WARN,
+                     ZW_LOG_FORMAT_TEXT, NULL);
+        rc = zw_worker_sync_oneshot(config, tenant, strcmp(mode, "incremental") == 0, cursor, out);
+        zw_config_destroy(config);
+        return rc;
     }
 
     zw_log_setup(config->log.level, config->log.format, NULL);

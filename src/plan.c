@@ -182,7 +182,7 @@ static char *wrap_user(json_object *user)
     char *s;
 
     json_object_object_add(root, "user", user);
-    s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+    s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(root);
     return s;
 }

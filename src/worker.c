@@ -601,7 +601,7 @@ static void build_result(job_t *job)
         json_object_object_add(r, "snapshot_id", json_object_new_string(job->snap->id));
         json_object_object_add(r, "count", json_object_new_int64(job->snap->count));
     }
-    job->result_json = strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+    job->result_json = strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(r);
 }
 
@@ -839,7 +839,7 @@ static void token_fetch(tenant_t *t)
     json_object_object_add(body, "client_secret", json_object_new_string(t->cfg->client_secret));
     json_object_object_add(body, "scope", json_object_new_string(t->cfg->scope));
     req = zw_http_new(&w->http, t->cfg->subdomain, "POST", "/oauth/tokens",
-                      json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), NULL,
+                      json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), NULL,
                       ZW_ENDPOINT_OAUTH, t, errstr, sizeof(errstr));
     /* The serialised body held the secret; json-c frees it with the object. */
     json_object_put(body);
@@ -1027,7 +1027,7 @@ static void snapshot_emit(job_t *job, json_object *record, const char *key)
 {
     worker_t *w = job->w;
     snapshot_t *snap = job->snap;
-    const char *json = json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN);
+    const char *json = json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 
     if (snap->out) {
         fputs(json, snap->out);
@@ -1108,7 +1108,7 @@ static void sync_try_end(job_t *job)
                                                    ? json_object_new_string(snap->next_cursor)
                                                    : NULL);
     json_object_object_add(rec, "end", end);
-    job->end_json = strdup(json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN));
+    job->end_json = strdup(json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(rec);
     ZW_LOG(ZW_LOG_INFO, "snapshot ended", ZW_LF_STR("tenant", job->sync.tenant),
            ZW_LF_STR("snapshot_id", snap->id), ZW_LF_STR("request_id", job->sync.request_id),
@@ -1215,7 +1215,7 @@ static void sync_page_done(job_t *job, zw_http_t *req)
         if (json_object_object_get_ex(u, "id", &v))
             id = json_object_get_int64(v);
         user = snapshot_user(u);
-        snap->checksum += fnv1a64(json_object_to_json_string_ext(user, JSON_C_TO_STRING_PLAIN));
+        snap->checksum += fnv1a64(json_object_to_json_string_ext(user, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         rec = snapshot_record(job, "user");
         json_object_object_add(rec, "user", user);
         snprintf(key, sizeof(key), "%s/%lld", job->sync.tenant, (long long)id);
@@ -1827,7 +1827,7 @@ static void set_paused(worker_t *w, bool pause)
 {
     rd_kafka_topic_partition_list_t *a = NULL;
 
-    if (w->paused == pause)
+    if (w->paused == pause || !w->consumer)
         return;
     if (rd_kafka_assignment(w->consumer, &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a) {
         if (pause)
@@ -1899,6 +1899,10 @@ static void on_signal_fd(int fd, void *arg)
     ssize_t n = read(fd, buf, sizeof(buf));
 
     (void)n;
+    if (w->oneshot) {
+        w->stopping = true; /* the sync command stops where it is */
+        return;
+    }
     if (!w->stopping) {
         w->stopping = true;
         w->stop_deadline = zw_loop_now_ms() + w->cfg->worker.shutdown_timeout_ms;
@@ -2135,6 +2139,8 @@ static void worker_id(char *out, size_t size)
     snprintf(out, size, "%s:%ld", host, (long)getpid());
 }
 
+static void worker_cleanup(worker_t *w);
+
 static void free_keyq(const char *key, void *value, void *arg)
 {
     keyq_t *q = value;
@@ -2162,14 +2168,12 @@ static void free_part(const char *key, void *value, void *arg)
     free_part_jobs(value);
 }
 
-int zw_worker_run(const zw_config_t *config)
+/* What run and the one-shot sync share: curl, signals, the loop, tenants.
+ * Returns 0, or -1 after logging why. */
+static int worker_init(worker_t *w, const zw_config_t *config)
 {
-    worker_t w_storage, *w = &w_storage;
     char errstr[512];
-    rd_kafka_topic_partition_list_t *topics;
-    rd_kafka_queue_t *q;
     struct sigaction sa;
-    int rc = ZW_EXIT_OK;
 
     memset(w, 0, sizeof(*w));
     w->cfg = config;
@@ -2191,11 +2195,11 @@ int zw_worker_run(const zw_config_t *config)
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         zw_logf(ZW_LOG_ERROR, "cannot initialise libcurl");
-        return ZW_EXIT_SOFTWARE;
+        return -1;
     }
     if (pipe(signal_pipe) != 0) {
         zw_logf(ZW_LOG_ERROR, "pipe: %s", strerror(errno));
-        return ZW_EXIT_SOFTWARE;
+        return -1;
     }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -2206,8 +2210,23 @@ int zw_worker_run(const zw_config_t *config)
     w->parts = zw_map_new();
     w->keyqs = zw_map_new();
     w->loop = zw_loop_new(on_http_done, w, 0, errstr, sizeof(errstr));
-    if (!w->parts || !w->keyqs || !w->loop || setup_tenants(w, errstr, sizeof(errstr)) != 0) {
+    if (!w->parts || !w->keyqs || !w->loop || setup_tenants(w, errstr, sizeof(errstr)) != 0 ||
+        zw_loop_watch_fd(w->loop, signal_pipe[0], on_signal_fd, w) != 0) {
         zw_logf(ZW_LOG_ERROR, "setup: %s", w->loop ? errstr : "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int zw_worker_run(const zw_config_t *config)
+{
+    worker_t w_storage, *w = &w_storage;
+    char errstr[512];
+    rd_kafka_topic_partition_list_t *topics;
+    rd_kafka_queue_t *q;
+    int rc = ZW_EXIT_OK;
+
+    if (worker_init(w, config) != 0) {
         rc = ZW_EXIT_SOFTWARE;
         goto out;
     }
@@ -2232,8 +2251,7 @@ int zw_worker_run(const zw_config_t *config)
     rd_kafka_queue_destroy(q);
     if (w->consumer_fd < 0 || w->producer_fd < 0 ||
         zw_loop_watch_fd(w->loop, w->consumer_fd, on_consumer_fd, w) != 0 ||
-        zw_loop_watch_fd(w->loop, w->producer_fd, on_producer_fd, w) != 0 ||
-        zw_loop_watch_fd(w->loop, signal_pipe[0], on_signal_fd, w) != 0) {
+        zw_loop_watch_fd(w->loop, w->producer_fd, on_producer_fd, w) != 0) {
         zw_logf(ZW_LOG_ERROR, "cannot watch the Kafka queues: %s", strerror(errno));
         rc = ZW_EXIT_SOFTWARE;
         goto out;
@@ -2293,6 +2311,13 @@ out:
         rd_kafka_flush(w->producer, 1000);
         rd_kafka_destroy(w->producer);
     }
+    worker_cleanup(w);
+    return rc;
+}
+
+/* Frees what worker_init made, and whatever work is left. */
+static void worker_cleanup(worker_t *w)
+{
     zw_loop_destroy(w->loop);
     if (w->keyqs) {
         zw_map_each(w->keyqs, free_keyq, NULL);
@@ -2328,5 +2353,125 @@ out:
         signal_pipe[0] = signal_pipe[1] = -1;
     }
     curl_global_cleanup();
+}
+
+/* ---- the one-shot sync command ---- */
+
+static void progress_tick(void *arg)
+{
+    worker_t *w = arg;
+    job_t *job = w->oneshot_job;
+    int64_t now = zw_loop_now_ms();
+    double secs = (double)(now - job->start_ms) / 1000.0;
+    tenant_t *t = job->tenant;
+
+    if (job->finished)
+        return;
+    /* One line, redrawn: users so far, pages, rate, and the budget that
+     * paces the walk (Zendesk gives no total, so no time left is guessed
+     * beyond what the budget allows per minute). */
+    fprintf(stderr,
+            "\r\033[K%s: %lld users, %d pages, %.0f users/s, %.0f s, budget %.0f of %d req/min left",
+            t->cfg->subdomain, (long long)job->snap->count, job->snap->pages,
+            secs > 0 ? (double)job->snap->count / secs : 0.0, secs,
+            zw_ratelimit_available(t->budget, now), t->cfg->plan_rpm);
+    zw_timers_add(zw_loop_timers(w->loop), now + 250, progress_tick, w);
+}
+
+int zw_worker_sync_oneshot(const zw_config_t *config, const char *tenant, bool incremental,
+                           const char *cursor, const char *out_path)
+{
+    worker_t w_storage, *w = &w_storage;
+    part_t *part = NULL;
+    job_t *job = NULL;
+    FILE *out = NULL;
+    int rc = ZW_EXIT_SOFTWARE;
+    char request_id[64];
+    bool tty = isatty(2) != 0;
+
+    if (worker_init(w, config) != 0)
+        goto out;
+    w->oneshot = true;
+    if (!tenant_find(w, tenant)) {
+        zw_logf(ZW_LOG_ERROR, "tenant '%s' is not configured in %s", tenant, config->path);
+        rc = ZW_EXIT_CONFIG;
+        goto out;
+    }
+    out = out_path ? fopen(out_path, "w") : stdout;
+    if (!out) {
+        zw_logf(ZW_LOG_ERROR, "cannot write %s: %s", out_path, strerror(errno));
+        rc = ZW_EXIT_CANTCREAT;
+        goto out;
+    }
+    part = calloc(1, sizeof(*part));
+    job = calloc(1, sizeof(*job));
+    if (!part || !job || !(part->topic = strdup("(sync command)")) ||
+        !(job->snap = calloc(1, sizeof(*job->snap))))
+        goto out;
+    snprintf(request_id, sizeof(request_id), "cli-%lld-%ld", (long long)time(NULL),
+             (long)getpid());
+    job->kind = OWNER_JOB;
+    job->w = w;
+    job->part = part;
+    part->jobs = job;
+    w->n_jobs = 1;
+    job->is_sync = true;
+    job->sync.request_id = strdup(request_id);
+    job->sync.tenant = strdup(tenant);
+    job->sync.incremental = incremental;
+    job->sync.cursor = cursor ? strdup(cursor) : NULL;
+    job->event_id = strdup(request_id);
+    job->tenant = tenant_find(w, tenant);
+    job->start_ms = zw_loop_now_ms();
+    iso_now(job->started_at, sizeof(job->started_at));
+    job->snap->out = out;
+    w->oneshot_job = job;
+    for (size_t i = 0; i < w->n_tenants; i++) {
+        if (w->tenants[i].cfg->auth_type == ZW_AUTH_OAUTH_CLIENT_CREDENTIALS &&
+            &w->tenants[i] == job->tenant)
+            token_fetch(&w->tenants[i]);
+    }
+    sync_start(job);
+    if (tty)
+        progress_tick(w);
+    while (!job->finished && !w->stopping) {
+        if (zw_loop_run_once(w->loop, 1000) != 0)
+            break;
+    }
+    if (tty)
+        fputs("\r\033[K", stderr);
+    if (job->finished) {
+        int64_t ms = zw_loop_now_ms() - job->start_ms;
+        fprintf(stderr, "snapshot %s of %s: %s, %lld users, %d pages, %.1f s%s%s\n",
+                job->snap->id, tenant, job->snap->failed ? "FAILED" : "complete",
+                (long long)job->snap->count, job->snap->pages, (double)ms / 1000.0,
+                job->snap->failed ? ": " : "", job->snap->failed ? job->err_msg : "");
+        if (job->snap->next_cursor && !job->snap->failed)
+            fprintf(stderr, "continue later with: --mode incremental --cursor '%s'\n",
+                    job->snap->next_cursor);
+        rc = job->snap->failed ? ZW_EXIT_UNAVAILABLE : ZW_EXIT_OK;
+    } else {
+        fprintf(stderr, "interrupted: the output has no end marker\n");
+        rc = ZW_EXIT_INTERRUPTED;
+    }
+
+out:
+    if (job) {
+        if (job->timer && w->loop)
+            zw_timers_cancel(zw_loop_timers(w->loop), job->timer);
+        job_release(job);
+        if (part)
+            part->jobs = NULL;
+    }
+    if (part) {
+        free(part->topic);
+        free(part);
+    }
+    if (out && out != stdout)
+        fclose(out);
+    else if (out)
+        fflush(out);
+    w->n_jobs = 0;
+    worker_cleanup(w);
     return rc;
 }
