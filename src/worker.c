@@ -2352,6 +2352,7 @@ static void worker_cleanup(worker_t *w)
         close(signal_pipe[1]);
         signal_pipe[0] = signal_pipe[1] = -1;
     }
+    zw_http_pool_drain();
     curl_global_cleanup();
 }
 

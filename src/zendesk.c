@@ -8,6 +8,36 @@
 #include <string.h>
 #include <strings.h>
 
+/* Finished easy handles kept for reuse: curl_easy_init() and the first
+ * setopt calls cost more than a reset. Only the loop's thread makes and
+ * frees requests, so the pool needs no lock. */
+#define EASY_POOL_MAX 1024
+static CURL *easy_pool[EASY_POOL_MAX];
+static size_t easy_pool_len;
+
+static CURL *easy_get(void)
+{
+    if (easy_pool_len > 0)
+        return easy_pool[--easy_pool_len];
+    return curl_easy_init();
+}
+
+static void easy_put(CURL *easy)
+{
+    if (easy_pool_len < EASY_POOL_MAX) {
+        curl_easy_reset(easy);
+        easy_pool[easy_pool_len++] = easy;
+    } else {
+        curl_easy_cleanup(easy);
+    }
+}
+
+void zw_http_pool_drain(void)
+{
+    while (easy_pool_len > 0)
+        curl_easy_cleanup(easy_pool[--easy_pool_len]);
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     zw_http_t *req = userp;
@@ -138,7 +168,7 @@ zw_http_t *zw_http_new(const zw_http_settings_t *s, const char *subdomain, const
     req->endpoint = endpoint;
     snprintf(req->method, sizeof(req->method), "%s", method);
     req->url = build_url(s->base_url, subdomain, path);
-    req->easy = curl_easy_init();
+    req->easy = easy_get();
     if (!req->url || !req->easy)
         goto oom;
     if (json_body) {
@@ -220,7 +250,7 @@ void zw_http_destroy(zw_http_t *req)
     if (!req)
         return;
     if (req->easy)
-        curl_easy_cleanup(req->easy);
+        easy_put(req->easy);
     curl_slist_free_all(req->headers);
     curl_slist_free_all(req->connect_to);
     free(req->url);

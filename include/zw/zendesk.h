@@ -68,6 +68,10 @@ zw_http_t *zw_http_new(const zw_http_settings_t *settings, const char *subdomain
  * Accepts NULL. */
 void zw_http_destroy(zw_http_t *req);
 
+/* Frees the easy handles kept for reuse (at exit, before
+ * curl_global_cleanup). */
+void zw_http_pool_drain(void);
+
 /* Parses the response body as JSON. Returns a new reference or NULL. */
 json_object *zw_http_json(const zw_http_t *req);
 
