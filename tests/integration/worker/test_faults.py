@@ -1,9 +1,10 @@
 """Zendesk misbehaving: a 429 storm on one tenant, 5xx / 409 / dropped and hung
 connections, an OAuth token that expires mid-run. Nothing may be lost, and one tenant's
 trouble must not hold up another."""
+import time
 from collections import Counter
 
-from conftest import assert_outcome, event, joiner, one_active, only, user_writes
+from conftest import assert_outcome, event, joiner, one_active, only, user_writes, wait_for
 
 
 def test_429_storm_blocks_only_that_tenant(make_env):
@@ -181,5 +182,29 @@ def test_failure_classes(make_env):
     assert grants and all(r["status"] in (400, 401) for r in grants), grants
     assert len(grants) <= 2, f"a refused client secret was tried {len(grants)} times for one event"
     assert not [r for r in env.sim.requests("oauthbad") if r["path"].startswith("/api/")]
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
+
+
+def test_oauth_token_renewed_before_expiry(make_env):
+    """With short-lived tokens and steady traffic, the worker renews ahead of expiry: more
+    than one grant, and no request refused for an expired token."""
+    env = make_env(partitions=3)
+    env.sim.ctl("PATCH", "/accounts/globex", {"token_ttl": 8})
+    env.start_worker()
+    inputs = []
+    start = time.monotonic()
+    for second in range(12):  # one small batch a second for 12 s, past the 8 s lifetime
+        inputs += env.send([joiner("globex", f"R{second:02d}{i}") for i in range(3)])
+        wait_for(lambda s=second: time.monotonic() - start >= s + 1, 5, "the next second")
+        env.poll_outputs(0)
+    results = env.wait_results(inputs)
+    for inp in inputs:
+        assert_outcome(only(results, inp), "succeeded", "created", inp)
+    log = env.sim.requests("globex")
+    grants = [r for r in log if r["path"] == "/oauth/tokens"]
+    assert len(grants) >= 2, f"one token grant in 12 s of 8 s tokens: {grants}"
+    refused = [(r["endpoint"], r["time_ms"]) for r in log if r["status"] == 401]
+    assert not refused, f"requests refused with 401: the token was not renewed before expiry: {refused}"
     env.stop_worker(env.workers[0])
     env.assert_commits_at_end()
