@@ -74,6 +74,7 @@ struct tenant_s {
     unsigned token_gen;
     uint64_t token_timer;
     int token_failures;
+    bool token_refused;     /* the last grant was refused: fail events at once */
     job_t *lane_head[N_LANES], *lane_tail[N_LANES];
     int next_lane;
     uint64_t wake_timer;
@@ -290,6 +291,8 @@ static void job_log(zw_log_level_t level, const job_t *job, const char *msg)
 }
 
 static void tenant_pump(tenant_t *t);
+static void tenant_fail_waiting(tenant_t *t, const char *cls, long http, const char *code,
+                                const char *msg);
 static void pump_all(worker_t *w);
 static void job_submit(job_t *job);
 static void job_finish(job_t *job);
@@ -758,6 +761,11 @@ static void tenant_pump(tenant_t *t)
     if (t->cfg->auth_type == ZW_AUTH_OAUTH_CLIENT_CREDENTIALS && t->token_state != TOKEN_READY) {
         if (t->token_state == TOKEN_NONE)
             token_fetch(t);
+        else if (t->token_state == TOKEN_FAILED && t->token_refused)
+            /* Until the next grant attempt, events fail now rather than
+             * wait: the credentials were refused, not delayed. */
+            tenant_fail_waiting(t, "auth", 0, "OAuthGrantRefused",
+                                "the OAuth client credentials grant was refused");
         return;
     }
     while (zw_loop_http_in_flight(w->loop) < (size_t)w->cfg->worker.max_in_flight) {
@@ -889,6 +897,7 @@ static void token_done(tenant_t *t, zw_http_t *req)
             }
             t->authorization = auth;
             t->token_state = TOKEN_READY;
+            t->token_refused = false;
             t->token_renewing = false;
             t->token_gen++;
             t->token_failures = 0;
@@ -936,6 +945,7 @@ static void token_done(tenant_t *t, zw_http_t *req)
         ZW_LOG(ZW_LOG_ERROR, "OAuth token refused", ZW_LF_STR("tenant", t->cfg->subdomain),
                ZW_LF_INT("http_status", req->status), ZW_LF_STR("code", code));
         t->token_state = TOKEN_FAILED;
+        t->token_refused = true;
         t->token_timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + OAUTH_RETRY_MS,
                                        token_timer, t);
         tenant_fail_waiting(t, "auth", req->status, code[0] ? code : "invalid_grant",
@@ -1558,6 +1568,9 @@ static void job_http_done(job_t *job, zw_http_t *req)
     }
     case ZW_CLASS_AUTH:
         zw_http_error_code(req, code, sizeof(code));
+        /* Zendesk's 401 body is a sentence ("Couldn't authenticate you"). */
+        if (!code[0] || strchr(code, ' '))
+            snprintf(code, sizeof(code), "%s", req->status == 401 ? "Unauthorized" : "Forbidden");
         if (t->cfg->auth_type == ZW_AUTH_OAUTH_CLIENT_CREDENTIALS && req->status == 401 &&
             !job->auth_retried) {
             job->auth_retried = true;
