@@ -20,11 +20,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "zw/admin.h"
 #include "zw/event.h"
 #include "zw/kafka.h"
 #include "zw/log.h"
 #include "zw/loop.h"
 #include "zw/map.h"
+#include "zw/metrics.h"
 #include "zw/offsets.h"
 #include "zw/plan.h"
 #include "zw/ratelimit.h"
@@ -87,6 +89,7 @@ struct part_s {
     zw_offsets_t *offsets;
     job_t *jobs;     /* every live job of the partition */
     bool revoked;    /* handed back: its jobs end without storing offsets */
+    int64_t stored;  /* the last offset stored for commit, -1 before any */
     part_t *zombie_next; /* revoked, waiting for its last jobs */
 };
 
@@ -208,6 +211,8 @@ struct worker_s {
     stats_t stats;
     int64_t next_stats_ms;
     bool consumer_more;
+    zw_metrics_t *metrics;
+    zw_admin_t *admin;     /* NULL when admin.listen is "" */
     bool oneshot;          /* `sync` command: no Kafka, one snapshot to a file */
     job_t *oneshot_job;
 };
@@ -276,6 +281,18 @@ static tenant_t *tenant_find(worker_t *w, const char *subdomain)
             return &w->tenants[i];
     }
     return NULL;
+}
+
+static const char *job_type_label(const job_t *job)
+{
+    if (job->is_sync)
+        return "sync";
+    return job->ev.tenant ? zw_event_type_name(job->ev.type) : "invalid";
+}
+
+static const char *job_tenant_label(const job_t *job)
+{
+    return job->tenant ? job->tenant->cfg->subdomain : NULL;
 }
 
 static void job_log(zw_log_level_t level, const job_t *job, const char *msg)
@@ -369,12 +386,16 @@ static void job_done(job_t *job)
     worker_t *w = job->w;
     part_t *part = job->part;
 
+    zw_metrics_event_finished(w->metrics, job_type_label(job), job_tenant_label(job), job->status,
+                              job->outcome, (double)(zw_loop_now_ms() - job->start_ms) / 1000.0);
     if (!part->revoked && zw_offsets_done(part->offsets, job->offset) == 0) {
         int64_t commit = zw_offsets_committable(part->offsets);
         if (commit >= 0) {
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
             rd_kafka_topic_partition_list_add(l, part->topic, part->partition)->offset = commit;
             rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
+            if (!err)
+                part->stored = commit;
             if (err)
                 ZW_LOG(ZW_LOG_WARN, "cannot store offset", ZW_LF_STR("topic", part->topic),
                        ZW_LF_INT("partition", part->partition), ZW_LF_INT("offset", commit),
@@ -640,6 +661,7 @@ static void job_finish(job_t *job)
     }
     if (job->dlq_reason) {
         w->stats.dlq++;
+        zw_metrics_dlq(w->metrics, job->dlq_reason);
         job->pending++;
         produce(job, &job->dr_dlq);
     }
@@ -1263,6 +1285,7 @@ static void sync_page_done(job_t *job, zw_http_t *req)
     if (more)
         set_cursor(&snap->cursor, after);
     json_object_put(root);
+    zw_metrics_snapshot_progress(w->metrics, job->sync.tenant, (long)snap->count, more);
     if (!more) {
         snap->walk_done = true;
         sync_try_end(job);
@@ -1377,6 +1400,7 @@ static bool past_deadline(const job_t *job, int64_t extra_ms)
 static void job_retry_later(job_t *job, int64_t delay_ms)
 {
     job->w->stats.retries++;
+    zw_metrics_retry(job->w->metrics, job_tenant_label(job), "transient");
     job->attempts++;
     job->timer = zw_timers_add(zw_loop_timers(job->w->loop), zw_loop_now_ms() + delay_ms,
                                job_retry_timer, job);
@@ -1546,6 +1570,8 @@ static void job_http_done(job_t *job, zw_http_t *req)
         if (wait < 0)
             wait = req->rl_reset > 0 ? req->rl_reset * 1000 : 10000;
         w->stats.rate_limited++;
+        zw_metrics_rate_limited(w->metrics, t->cfg->subdomain, (double)wait / 1000.0);
+        zw_metrics_retry(w->metrics, t->cfg->subdomain, "rate_limited");
         /* A write refused while the account still has budget hit the
          * single-user write limit: stop only the tenant's writes. */
         if (req->endpoint == ZW_ENDPOINT_WRITE && req->rl_remaining > 0)
@@ -1574,6 +1600,7 @@ static void job_http_done(job_t *job, zw_http_t *req)
         if (t->cfg->auth_type == ZW_AUTH_OAUTH_CLIENT_CREDENTIALS && req->status == 401 &&
             !job->auth_retried) {
             job->auth_retried = true;
+            zw_metrics_retry(w->metrics, t->cfg->subdomain, "auth");
             if (job->token_gen == t->token_gen && t->token_state == TOKEN_READY) {
                 t->token_state = TOKEN_NONE; /* expired or revoked: get a new one */
                 ZW_LOG(ZW_LOG_INFO, "access token refused, renewing",
@@ -1634,7 +1661,16 @@ static void on_http_done(zw_http_t *req, void *arg)
 {
     worker_t *w = arg;
     owner_kind_t kind = *(owner_kind_t *)req->owner;
-    tenant_t *t;
+    tenant_t *t = kind == OWNER_TENANT ? (tenant_t *)req->owner : ((job_t *)req->owner)->tenant;
+    curl_off_t us = 0;
+    static const char *const endpoint_names[] = {"read", "write", "delete", "oauth"};
+
+    curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME_T, &us);
+    zw_metrics_http_request(w->metrics, t->cfg->subdomain,
+                            kind == OWNER_JOB && ((job_t *)req->owner)->is_sync
+                                ? "list"
+                                : endpoint_names[req->endpoint],
+                            req->status, (double)us / 1e6);
 
     if (kind == OWNER_TENANT) {
         t = req->owner;
@@ -1663,6 +1699,7 @@ static part_t *part_get(worker_t *w, const char *topic, int32_t partition)
         if (p) {
             p->topic = strdup(topic);
             p->partition = partition;
+            p->stored = -1;
             p->offsets = zw_offsets_new();
             if (!p->topic || !p->offsets || zw_map_put(w->parts, name, p) != 0) {
                 zw_offsets_destroy(p->offsets);
@@ -1695,6 +1732,8 @@ static void on_sync_message(worker_t *w, job_t *job, const rd_kafka_message_t *m
     perr = zw_sync_request_parse(m->payload, m->len, (size_t)w->cfg->worker.max_event_bytes,
                                  &job->sync, &id, errstr, sizeof(errstr));
     job->event_id = id;
+    zw_metrics_event_consumed(w->metrics, perr == ZW_EVENT_OK ? "sync" : "invalid",
+                              perr == ZW_EVENT_OK ? job->sync.tenant : NULL);
     if (perr != ZW_EVENT_OK) {
         job_reject(job, zw_event_error_name(perr), "invalid_event", errstr);
         return;
@@ -1785,6 +1824,9 @@ static void on_message(worker_t *w, rd_kafka_message_t *m)
     perr = zw_event_parse(m->payload, m->len, (size_t)w->cfg->worker.max_event_bytes, &job->ev,
                           &id, errstr, sizeof(errstr));
     job->event_id = id;
+    zw_metrics_event_consumed(w->metrics, perr == ZW_EVENT_OK ? zw_event_type_name(job->ev.type)
+                                                              : "invalid",
+                              perr == ZW_EVENT_OK ? job->ev.tenant : NULL);
     if (perr != ZW_EVENT_OK) {
         job_reject(job, zw_event_error_name(perr), "invalid_event", errstr);
         return;
@@ -1850,6 +1892,7 @@ static void set_paused(worker_t *w, bool pause)
         rd_kafka_topic_partition_list_destroy(a);
     }
     w->paused = pause;
+    zw_metrics_set_paused(w->metrics, pause);
     ZW_LOG(ZW_LOG_DEBUG, pause ? "partitions paused" : "partitions resumed",
            ZW_LF_INT("jobs", w->n_jobs));
 }
@@ -1922,6 +1965,7 @@ static void on_signal_fd(int fd, void *arg)
         ZW_LOG(ZW_LOG_INFO, "shutting down: finishing in-flight work",
                ZW_LF_INT("jobs", w->n_jobs),
                ZW_LF_INT("timeout_ms", w->cfg->worker.shutdown_timeout_ms));
+        zw_admin_set_ready(w->admin, false, "draining");
         w->paused = false;
         set_paused(w, true);
         /* A snapshot walk can outlast any shutdown deadline: stop it
@@ -2039,6 +2083,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             part_get(w, parts->elems[i].topic, parts->elems[i].partition);
         error = rd_kafka_incremental_assign(rk, parts);
         w->ever_assigned = true;
+        if (!w->stopping)
+            zw_admin_set_ready(w->admin, true, NULL); /* a broker answered */
         w->n_assigned += (size_t)parts->cnt;
         if (w->paused)
             rd_kafka_pause_partitions(rk, parts);
@@ -2049,6 +2095,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             char *name = part_name(parts->elems[i].topic, parts->elems[i].partition);
             part_t *p = name ? zw_map_remove(w->parts, name) : NULL;
             free(name);
+            zw_metrics_remove_partition(w->metrics, parts->elems[i].topic,
+                                        parts->elems[i].partition);
             if (p)
                 part_revoke(w, p);
         }
@@ -2076,6 +2124,36 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- setup, the loop, shutdown ---- */
 
+static void partition_gauge(const char *key, void *value, void *arg)
+{
+    worker_t *w = arg;
+    part_t *p = value;
+    int64_t lo = -1, hi = -1;
+
+    (void)key;
+    /* Cached watermarks: no broker round trip on the loop. */
+    if (rd_kafka_get_watermark_offsets(w->consumer, p->topic, p->partition, &lo, &hi) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        hi = -1;
+    zw_metrics_set_partition(w->metrics, p->topic, p->partition, p->stored,
+                             hi >= 0 && p->stored >= 0 ? hi - p->stored : -1);
+}
+
+static void publish_gauges(worker_t *w)
+{
+    int64_t now = zw_loop_now_ms();
+
+    zw_metrics_set_in_flight(w->metrics, (long)zw_loop_http_in_flight(w->loop));
+    zw_metrics_set_pending_events(w->metrics, (long)w->n_jobs);
+    for (size_t i = 0; i < w->n_tenants; i++) {
+        tenant_t *t = &w->tenants[i];
+        zw_metrics_set_budget(w->metrics, t->cfg->subdomain, zw_ratelimit_available(t->budget, now),
+                              t->cfg->plan_rpm * w->share);
+    }
+    if (w->consumer)
+        zw_map_each(w->parts, partition_gauge, w);
+}
+
 static void tick(void *arg)
 {
     worker_t *w = arg;
@@ -2083,6 +2161,7 @@ static void tick(void *arg)
 
     /* librdkafka's fds fire only on empty -> non-empty: poll anyway. */
     consume_some(w);
+    publish_gauges(w);
     while (rd_kafka_poll(w->producer, 0) > 0)
         ;
     if (now >= w->next_stats_ms) {
@@ -2223,7 +2302,15 @@ static int worker_init(worker_t *w, const zw_config_t *config)
     w->parts = zw_map_new();
     w->keyqs = zw_map_new();
     w->loop = zw_loop_new(on_http_done, w, 0, errstr, sizeof(errstr));
-    if (!w->parts || !w->keyqs || !w->loop || setup_tenants(w, errstr, sizeof(errstr)) != 0 ||
+    {
+        const char *names[1024];
+        size_t n = config->zendesk.n_tenants < 1024 ? config->zendesk.n_tenants : 1024;
+        for (size_t i = 0; i < n; i++)
+            names[i] = config->zendesk.tenants[i].subdomain;
+        w->metrics = zw_metrics_new(names, n, ZW_VERSION);
+    }
+    if (!w->parts || !w->keyqs || !w->loop || !w->metrics ||
+        setup_tenants(w, errstr, sizeof(errstr)) != 0 ||
         zw_loop_watch_fd(w->loop, signal_pipe[0], on_signal_fd, w) != 0) {
         zw_logf(ZW_LOG_ERROR, "setup: %s", w->loop ? errstr : "out of memory");
         return -1;
@@ -2242,6 +2329,17 @@ int zw_worker_run(const zw_config_t *config)
     if (worker_init(w, config) != 0) {
         rc = ZW_EXIT_SOFTWARE;
         goto out;
+    }
+    if (*config->admin.listen) {
+        w->admin = zw_admin_start(config->admin.listen, w->metrics, errstr, sizeof(errstr));
+        if (!w->admin) {
+            zw_logf(ZW_LOG_ERROR, "admin endpoint on %s: %s", config->admin.listen, errstr);
+            rc = ZW_EXIT_UNAVAILABLE;
+            goto out;
+        }
+        ZW_LOG(ZW_LOG_INFO, "admin endpoint listening", ZW_LF_STR("listen", config->admin.listen),
+               ZW_LF_INT("port", zw_admin_port(w->admin)));
+        zw_admin_set_ready(w->admin, false, "connecting to Kafka");
     }
     w->producer = zw_kafka_producer_new(config, on_delivery, w, errstr, sizeof(errstr));
     if (!w->producer) {
@@ -2280,6 +2378,19 @@ int zw_worker_run(const zw_config_t *config)
         goto out;
     }
     rd_kafka_topic_partition_list_destroy(topics);
+    {
+        /* Ready once a broker answers; partitions may still be on their way. */
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(w->producer, 1, NULL, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            md->broker_cnt > 0) {
+            zw_admin_set_ready(w->admin, true, NULL);
+        } else {
+            zw_logf(ZW_LOG_WARN, "no Kafka broker answered yet; not ready");
+            zw_admin_set_ready(w->admin, false, "Kafka broker unreachable");
+        }
+        if (md)
+            rd_kafka_metadata_destroy(md);
+    }
     for (size_t i = 0; i < w->n_tenants; i++) {
         if (w->tenants[i].cfg->auth_type == ZW_AUTH_OAUTH_CLIENT_CREDENTIALS)
             token_fetch(&w->tenants[i]);
@@ -2297,6 +2408,7 @@ int zw_worker_run(const zw_config_t *config)
             rc = ZW_EXIT_SOFTWARE;
             break;
         }
+        zw_admin_heartbeat(w->admin, zw_loop_now_ms());
         if (w->consumer_more)
             consume_some(w);
         if (w->stopping && (w->n_jobs == 0 || zw_loop_now_ms() >= w->stop_deadline))
@@ -2331,6 +2443,7 @@ out:
 /* Frees what worker_init made, and whatever work is left. */
 static void worker_cleanup(worker_t *w)
 {
+    zw_admin_stop(w->admin);
     zw_loop_destroy(w->loop);
     if (w->keyqs) {
         zw_map_each(w->keyqs, free_keyq, NULL);
@@ -2365,6 +2478,7 @@ static void worker_cleanup(worker_t *w)
         close(signal_pipe[1]);
         signal_pipe[0] = signal_pipe[1] = -1;
     }
+    zw_metrics_destroy(w->metrics);
     zw_http_pool_drain();
     curl_global_cleanup();
 }
