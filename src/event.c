@@ -832,6 +832,44 @@ static bool parse_json(vctx_t *v, const char *data, size_t len, json_object **ro
     return true;
 }
 
+/* What every message goes through first: size, JSON, an object, and its id
+ * copied into *id_out (when readable) so even an invalid message can get a
+ * result. Returns the root object (a new reference) or NULL with the error
+ * set. `what` names the message in size errors. */
+static json_object *open_message(vctx_t *v, const char *data, size_t len, size_t max_bytes,
+                                 const char *what, const char *id_field, char **id_out)
+{
+    json_object *root, *f;
+
+    if (len > max_bytes) {
+        verr(v, ZW_EVENT_ERR_TOO_LARGE, "%s of %zu bytes exceeds the limit of %zu", what, len,
+             max_bytes);
+        return NULL;
+    }
+    if (len > INT_MAX) { /* json-c's limit */
+        verr(v, ZW_EVENT_ERR_TOO_LARGE, "%s of %zu bytes exceeds the limit of %d", what, len,
+             INT_MAX);
+        return NULL;
+    }
+    if (len == 0 || !data) {
+        verr(v, ZW_EVENT_ERR_NOT_JSON, "empty message");
+        return NULL;
+    }
+    if (!parse_json(v, data, len, &root))
+        return NULL;
+    if (!json_object_is_type(root, json_type_object)) {
+        verr(v, ZW_EVENT_ERR_NOT_OBJECT, "expected a JSON object, got %s", json_type_label(root));
+        json_object_put(root);
+        return NULL;
+    }
+    if (json_object_object_get_ex(root, id_field, &f) &&
+        json_object_is_type(f, json_type_string) && json_object_get_string_len(f) > 0 &&
+        strlen(json_object_get_string(f)) == (size_t)json_object_get_string_len(f) &&
+        utf8_length(json_object_get_string(f)) <= 200)
+        *id_out = strdup(json_object_get_string(f));
+    return root;
+}
+
 zw_event_error_t zw_event_parse(const char *data, size_t len, size_t max_bytes, zw_event_t *ev,
                                 char **event_id_out, char *errstr, size_t errstr_size)
 {
@@ -846,34 +884,9 @@ zw_event_error_t zw_event_parse(const char *data, size_t len, size_t max_bytes, 
     *event_id_out = NULL;
     if (errstr_size)
         errstr[0] = '\0';
-    if (len > max_bytes) {
-        verr(&v, ZW_EVENT_ERR_TOO_LARGE, "event of %zu bytes exceeds the limit of %zu", len,
-             max_bytes);
+    root = open_message(&v, data, len, max_bytes, "event", "event_id", event_id_out);
+    if (!root)
         return v.err;
-    }
-    if (len > INT_MAX) { /* json-c's limit */
-        verr(&v, ZW_EVENT_ERR_TOO_LARGE, "event of %zu bytes exceeds the limit of %d", len,
-             INT_MAX);
-        return v.err;
-    }
-    if (len == 0 || !data) {
-        verr(&v, ZW_EVENT_ERR_NOT_JSON, "empty message");
-        return v.err;
-    }
-    if (!parse_json(&v, data, len, &root))
-        return v.err;
-
-    if (!json_object_is_type(root, json_type_object)) {
-        verr(&v, ZW_EVENT_ERR_NOT_OBJECT, "expected a JSON object, got %s", json_type_label(root));
-        json_object_put(root);
-        return v.err;
-    }
-    /* The event id first, so even an invalid event can get a result. */
-    if (json_object_object_get_ex(root, "event_id", &f) &&
-        json_object_is_type(f, json_type_string) && json_object_get_string_len(f) > 0 &&
-        strlen(json_object_get_string(f)) == (size_t)json_object_get_string_len(f) &&
-        utf8_length(json_object_get_string(f)) <= 200)
-        *event_id_out = strdup(json_object_get_string(f));
 
     check_known(&v, root, "", known);
     schema = get_str(&v, root, "schema", "schema", true, 1, 200);
@@ -1060,27 +1073,9 @@ zw_event_error_t zw_sync_request_parse(const char *data, size_t len, size_t max_
     *request_id_out = NULL;
     if (errstr_size)
         errstr[0] = '\0';
-    if (len > max_bytes || len > INT_MAX) {
-        verr(&v, ZW_EVENT_ERR_TOO_LARGE, "request of %zu bytes exceeds the limit of %zu", len,
-             max_bytes);
+    root = open_message(&v, data, len, max_bytes, "request", "request_id", request_id_out);
+    if (!root)
         return v.err;
-    }
-    if (len == 0 || !data) {
-        verr(&v, ZW_EVENT_ERR_NOT_JSON, "empty message");
-        return v.err;
-    }
-    if (!parse_json(&v, data, len, &root))
-        return v.err;
-    if (!json_object_is_type(root, json_type_object)) {
-        verr(&v, ZW_EVENT_ERR_NOT_OBJECT, "expected a JSON object, got %s", json_type_label(root));
-        json_object_put(root);
-        return v.err;
-    }
-    if (json_object_object_get_ex(root, "request_id", &f) &&
-        json_object_is_type(f, json_type_string) && json_object_get_string_len(f) > 0 &&
-        strlen(json_object_get_string(f)) == (size_t)json_object_get_string_len(f) &&
-        utf8_length(json_object_get_string(f)) <= 200)
-        *request_id_out = strdup(json_object_get_string(f));
 
     check_known(&v, root, "", known);
     schema = get_str(&v, root, "schema", "schema", true, 1, 200);
