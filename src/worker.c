@@ -175,6 +175,11 @@ struct job_s {
     char dlq_message[300];
     int pending;                 /* deliveries not yet acked */
     delivery_t dr_result, dr_dlq, dr_snapshot, dr_end;
+    /* Group memberships (agents only): after the user write, list them,
+     * then add and remove one request at a time. */
+    int group_phase;             /* 0 none, 1 listing, 2 applying */
+    int64_t *group_ops;          /* > 0: add group id; < 0: remove membership -id */
+    size_t n_group_ops, group_op;
     bool is_sync;
     zw_sync_request_t sync;
     snapshot_t *snap;
@@ -316,6 +321,7 @@ static void job_finish(job_t *job);
 static void job_retry_later(job_t *job, int64_t delay_ms);
 static void snapshot_record_acked(job_t *job, rd_kafka_resp_err_t err);
 static void sync_page_path(job_t *job, char *path, size_t size);
+static void job_person_done(job_t *job);
 static void token_fetch(tenant_t *t);
 
 /* ---- jobs and partitions ---- */
@@ -330,6 +336,7 @@ static void job_release(job_t *job)
         free(job->snap);
     }
     free(job->end_json);
+    free(job->group_ops);
     zw_event_cleanup(&job->ev);
     zw_plan_cleanup(&job->plan);
     json_object_put(job->current);
@@ -705,7 +712,9 @@ static void job_fail(job_t *job, const char *cls, long http, const char *code, c
         return;
     }
     job->status = "failed";
-    if (!job->outcome)
+    /* Only these outcomes describe a failure more precisely than "failed". */
+    if (!job->outcome ||
+        (strcmp(job->outcome, "not_found") != 0 && strcmp(job->outcome, "duplicate_request") != 0))
         job->outcome = "failed";
     job->err_class = cls;
     job->err_http = http;
@@ -1334,6 +1343,8 @@ static void job_submit(job_t *job)
 
     if (job->is_sync)
         job->lane = LANE_SYNC;
+    else if (job->group_phase)
+        job->lane = LANE_READ; /* membership calls count against the account budget only */
     else if (!job->lookup_done)
         job->lane = LANE_READ;
     else
@@ -1351,8 +1362,28 @@ static void send_request(job_t *job)
     zw_endpoint_class_t ep = ZW_ENDPOINT_READ;
     zw_http_t *req;
 
+    char body[160];
+    const char *json_body = NULL;
+
     if (job->is_sync) {
         sync_page_path(job, path, sizeof(path));
+    } else if (job->group_phase == 1) {
+        snprintf(path, sizeof(path), "/api/v2/users/%lld/group_memberships",
+                 (long long)job->user_id);
+    } else if (job->group_phase == 2) {
+        int64_t op = job->group_ops[job->group_op];
+        if (op > 0) {
+            method = "POST";
+            snprintf(path, sizeof(path), "/api/v2/group_memberships");
+            snprintf(body, sizeof(body),
+                     "{\"group_membership\":{\"user_id\":%lld,\"group_id\":%lld}}",
+                     (long long)job->user_id, (long long)op);
+            json_body = body;
+        } else {
+            method = "DELETE";
+            ep = ZW_ENDPOINT_DELETE;
+            snprintf(path, sizeof(path), "/api/v2/group_memberships/%lld", (long long)-op);
+        }
     } else if (!job->lookup_done) {
         char *esc = zw_zendesk_escape(job->ev.person.external_id);
         snprintf(path, sizeof(path), "/api/v2/users/show_many?external_ids=%s", esc ? esc : "");
@@ -1370,8 +1401,9 @@ static void send_request(job_t *job)
         ep = ZW_ENDPOINT_DELETE;
         snprintf(path, sizeof(path), "/api/v2/users/%lld", (long long)job->plan.user_id);
     }
-    req = zw_http_new(&w->http, t->cfg->subdomain, method, path,
-                      job->lookup_done && !job->is_sync ? job->plan.body : NULL, t->authorization, ep, job, errstr,
+    if (!json_body && job->lookup_done && !job->is_sync && !job->group_phase)
+        json_body = job->plan.body;
+    req = zw_http_new(&w->http, t->cfg->subdomain, method, path, json_body, t->authorization, ep, job, errstr,
                       sizeof(errstr));
     if (!req || zw_loop_http_start(w->loop, req) != 0) {
         zw_http_destroy(req);
@@ -1451,6 +1483,102 @@ static int64_t response_user_id(const zw_http_t *req)
     return v;
 }
 
+/* The role the person has once the user write is done. */
+static const char *person_role(const job_t *job)
+{
+    json_object *v;
+
+    if (job->ev.person.role)
+        return job->ev.person.role;
+    if (job->current && json_object_object_get_ex(job->current, "role", &v))
+        return json_object_get_string(v);
+    return "end-user";
+}
+
+/* The user is as the event asks; group memberships follow when the event
+ * names them and the person is an agent or admin (Zendesk refuses groups
+ * for end-users). */
+static void job_person_done(job_t *job)
+{
+    const char *role = person_role(job);
+
+    if (!job->ev.person.has_group_ids || job->user_id <= 0 || job->ev.type == ZW_EVENT_LEAVER ||
+        strcmp(role, "end-user") == 0 || (job_is_dry(job) && !job->current)) {
+        job_finish(job);
+        return;
+    }
+    job->group_phase = 1;
+    job->failures = 0;
+    job_submit(job);
+}
+
+/* Compares the listed memberships with the event's group_ids. */
+static void groups_listed(job_t *job, zw_http_t *req)
+{
+    const zw_person_t *p = &job->ev.person;
+    json_object *root = zw_http_json(req), *list = NULL, *v;
+    size_t n = 0, ops = 0;
+
+    if (root && json_object_object_get_ex(root, "group_memberships", &list) &&
+        json_object_is_type(list, json_type_array))
+        n = json_object_array_length(list);
+    free(job->group_ops);
+    job->group_ops = calloc(n + p->n_group_ids + 1, sizeof(int64_t));
+    if (!job->group_ops) {
+        json_object_put(root);
+        job_fail(job, "permanent", 0, "LocalError", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < p->n_group_ids; i++) {
+        bool have = false;
+        for (size_t j = 0; j < n && !have; j++) {
+            json_object *m = json_object_array_get_idx(list, j);
+            have = json_object_object_get_ex(m, "group_id", &v) &&
+                   json_object_get_int64(v) == p->group_ids[i];
+        }
+        if (!have)
+            job->group_ops[ops++] = p->group_ids[i];
+    }
+    for (size_t j = 0; j < n; j++) {
+        json_object *m = json_object_array_get_idx(list, j);
+        int64_t gid = 0, mid = 0;
+        bool wanted = false;
+        if (json_object_object_get_ex(m, "group_id", &v))
+            gid = json_object_get_int64(v);
+        if (json_object_object_get_ex(m, "id", &v))
+            mid = json_object_get_int64(v);
+        for (size_t i = 0; i < p->n_group_ids && !wanted; i++)
+            wanted = p->group_ids[i] == gid;
+        if (!wanted && mid > 0)
+            job->group_ops[ops++] = -mid;
+    }
+    json_object_put(root);
+    job->n_group_ops = ops;
+    job->group_op = 0;
+    if (ops == 0) {
+        job_finish(job);
+        return;
+    }
+    if (strcmp(job->outcome, "unchanged") == 0)
+        job->outcome = job_is_dry(job) ? "would_update" : "updated";
+    if (job_is_dry(job)) {
+        job_finish(job);
+        return;
+    }
+    job->group_phase = 2;
+    job_submit(job);
+}
+
+static void group_op_done(job_t *job)
+{
+    job->failures = 0;
+    if (++job->group_op >= job->n_group_ops) {
+        job_finish(job);
+        return;
+    }
+    job_submit(job);
+}
+
 static void job_after_lookup(job_t *job, zw_http_t *req)
 {
     json_object *root = zw_http_json(req);
@@ -1490,13 +1618,13 @@ static void job_after_lookup(job_t *job, zw_http_t *req)
     if (job->plan.step == ZW_STEP_NONE) {
         job->status = job_is_dry(job) ? "dry_run" : "succeeded";
         job->outcome = job->plan.outcome;
-        job_finish(job);
+        job_person_done(job);
         return;
     }
     if (job_is_dry(job)) {
         job->status = "dry_run";
         job->outcome = job->plan.dry_outcome;
-        job_finish(job);
+        job_person_done(job);
         return;
     }
     job_submit(job);
@@ -1527,7 +1655,7 @@ static void job_after_write(job_t *job, zw_http_t *req, zw_class_t cls)
         if (id > 0)
             job->user_id = id;
     }
-    job_finish(job);
+    job_person_done(job);
 }
 
 static void job_http_done(job_t *job, zw_http_t *req)
@@ -1555,6 +1683,20 @@ static void job_http_done(job_t *job, zw_http_t *req)
         record_request_id(job, req);
     if (job->snap && cls == ZW_CLASS_OK) {
         sync_page_done(job, req);
+        return;
+    }
+    if (job->group_phase && (cls == ZW_CLASS_OK || cls == ZW_CLASS_NOT_FOUND)) {
+        if (job->group_phase == 1 && cls == ZW_CLASS_OK)
+            groups_listed(job, req);
+        else if (job->group_phase == 2 && (cls == ZW_CLASS_OK ||
+                                           job->group_ops[job->group_op] < 0))
+            group_op_done(job); /* a 404 on removal: already gone */
+        else if (job->group_phase == 2)
+            job_fail(job, "permanent", req->status, "RecordNotFound",
+                     "a group the event names does not exist");
+        else
+            job_fail(job, "permanent", req->status, "RecordNotFound",
+                     "the user's group memberships could not be listed");
         return;
     }
     if (cls == ZW_CLASS_OK || (cls == ZW_CLASS_NOT_FOUND && job->lookup_done)) {

@@ -321,3 +321,42 @@ def test_slow_key_does_not_stall_its_partition(make_env):
     assert (u["name"], u["tags"]) == ("Second Move", ["one"]), u
     env.stop_worker(env.workers[0])
     env.assert_commits_at_end()
+
+
+def test_group_memberships_follow_the_event(make_env):
+    """group_ids converge an agent's memberships: added, removed, then unchanged on a
+    repeat; a group that does not exist fails the event without touching the others."""
+    env = make_env(partitions=1)
+    support = env.sim.api("acme", "GET", "/api/v2/groups")["groups"][0]["id"]
+    billing = env.sim.api("acme", "POST", "/api/v2/groups", {"group": {"name": "Billing"}})["group"]["id"]
+    sales = env.sim.api("acme", "POST", "/api/v2/groups", {"group": {"name": "Sales"}})["group"]["id"]
+    plan = [
+        (joiner("acme", "GR1", "agent", group_ids=[support, billing]), "succeeded", "created",
+         {support, billing}),
+        (event("mover", "acme", "GR1", {"group_ids": [billing, sales]}), "succeeded", "updated",
+         {billing, sales}),
+        (event("mover", "acme", "GR1", {"group_ids": [sales, billing]}), "succeeded", "unchanged",
+         {billing, sales}),
+        (event("mover", "acme", "GR1", {"group_ids": [987654321]}), "failed", "failed", None),
+        # An end-user has no groups in Zendesk: group_ids are not applied.
+        (joiner("acme", "GR2", "end-user", group_ids=[support]), "succeeded", "created", set()),
+    ]
+    env.start_worker()
+    inputs = env.send([ev for ev, *_ in plan])
+    results = env.wait_results(inputs)
+    for inp, (_, status, outcome, _groups) in zip(inputs, plan):
+        assert_outcome(only(results, inp), status, outcome, inp)
+    users = env.sim.users_by_ext("acme")
+    gr1 = one_active(users, "gr1")
+    # The failed last mover removed nothing: creations run before removals, and the
+    # unknown group is refused first.
+    assert set(gr1.get("group_ids") or []) >= {billing, sales}, gr1
+    gr2 = one_active(users, "gr2")
+    assert not gr2.get("group_ids"), gr2
+    log = env.sim.requests("acme")
+    adds = [r for r in log if r["method"] == "POST" and r["path"].startswith("/api/v2/group_memberships")]
+    removes = [r for r in log if r["method"] == "DELETE" and r["path"].startswith("/api/v2/group_memberships/")]
+    assert len(removes) == 1, removes           # Support, once
+    assert len(adds) == 2 + 1 + 1, adds         # Support+Billing, Sales, the unknown group
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
