@@ -1805,14 +1805,23 @@ static void on_http_done(zw_http_t *req, void *arg)
     owner_kind_t kind = *(owner_kind_t *)req->owner;
     tenant_t *t = kind == OWNER_TENANT ? (tenant_t *)req->owner : ((job_t *)req->owner)->tenant;
     curl_off_t us = 0;
-    static const char *const endpoint_names[] = {"read", "write", "delete", "oauth"};
+    const char *endpoint;
 
+    /* The metric's endpoint class follows the method (as operators read a
+     * request log), not the rate bucket the request was under. */
+    if (req->endpoint == ZW_ENDPOINT_OAUTH)
+        endpoint = "oauth";
+    else if (kind == OWNER_JOB && ((job_t *)req->owner)->is_sync)
+        endpoint = "list";
+    else if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0)
+        endpoint = "write";
+    else if (strcmp(req->method, "DELETE") == 0)
+        endpoint = "delete";
+    else
+        endpoint = "read";
     curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME_T, &us);
-    zw_metrics_http_request(w->metrics, t->cfg->subdomain,
-                            kind == OWNER_JOB && ((job_t *)req->owner)->is_sync
-                                ? "list"
-                                : endpoint_names[req->endpoint],
-                            req->status, (double)us / 1e6);
+    zw_metrics_http_request(w->metrics, t->cfg->subdomain, endpoint, req->status,
+                            (double)us / 1e6);
 
     if (kind == OWNER_TENANT) {
         t = req->owner;
