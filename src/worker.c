@@ -177,6 +177,7 @@ struct job_s {
     delivery_t dr_result, dr_dlq, dr_snapshot, dr_end;
     /* Group memberships (agents only): after the user write, list them,
      * then add and remove one request at a time. */
+    int64_t page_start_ms;       /* snapshots: when the current page was first asked for */
     int group_phase;             /* 0 none, 1 listing, 2 applying */
     int64_t *group_ops;          /* > 0: add group id; < 0: remove membership -id */
     size_t n_group_ops, group_op;
@@ -995,7 +996,7 @@ static bool job_is_dry(const job_t *job)
 
 static uint64_t fnv1a64(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 offset basis */
     for (; *s; s++) {
         h ^= (unsigned char)*s;
         h *= 1099511628211ull;
@@ -1242,6 +1243,7 @@ static void sync_page_done(job_t *job, zw_http_t *req)
         return;
     }
     job->failures = 0;
+    job->page_start_ms = zw_loop_now_ms();
     snap->pages++;
     n = json_object_array_length(users);
     for (size_t i = 0; i < n; i++) {
@@ -1333,6 +1335,7 @@ static void sync_start(job_t *job)
     snapshot_emit(job, rec, job->sync.tenant);
     json_object_put(rec);
     job->started = true;
+    job->page_start_ms = zw_loop_now_ms();
     job_submit(job);
 }
 
@@ -1424,9 +1427,13 @@ static void job_retry_timer(void *arg)
     job_submit(job);
 }
 
+/* Retrying stops once the retry deadline has passed since the event
+ * started; for a snapshot, since its current page was first asked for, so a
+ * long walk is not failed by one late fault. */
 static bool past_deadline(const job_t *job, int64_t extra_ms)
 {
-    return zw_loop_now_ms() + extra_ms - job->start_ms > job->w->cfg->worker.retry_deadline_ms;
+    int64_t base = job->snap ? job->page_start_ms : job->start_ms;
+    return zw_loop_now_ms() + extra_ms - base > job->w->cfg->worker.retry_deadline_ms;
 }
 
 static void job_retry_later(job_t *job, int64_t delay_ms)
