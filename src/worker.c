@@ -49,7 +49,11 @@ typedef struct keyq_s keyq_t;
 
 /* The owner of an HTTP request is a job or a tenant's token grant; both
  * structs start with this tag. */
-typedef enum { OWNER_JOB = 1, OWNER_TENANT = 2 } owner_kind_t;
+typedef enum { OWNER_JOB = 1, OWNER_TENANT = 2, OWNER_BATCH = 3 } owner_kind_t;
+
+/* Lookups of many events in one show_many request (at most 100 ids). */
+#define LOOKUP_BATCH_MAX 100
+#define LOOKUP_URL_MAX 6000
 
 typedef enum { TOKEN_NONE = 0, TOKEN_FETCHING, TOKEN_READY, TOKEN_FAILED } token_state_t;
 
@@ -105,6 +109,14 @@ typedef struct delivery_s {
     job_t *job;
     dr_kind_t kind;
 } delivery_t;
+
+typedef struct batch_s {
+    owner_kind_t kind; /* OWNER_BATCH */
+    struct tenant_s *tenant;
+    size_t n;
+    struct job_s *jobs[LOOKUP_BATCH_MAX];
+    struct batch_s *prev, *next; /* the worker's batches in flight, freed at exit */
+} batch_t;
 
 /* A snapshot walk (sync request). Pages are listed one at a time and their
  * users published at once, so memory stays flat whatever the account's
@@ -217,6 +229,8 @@ struct worker_s {
     stats_t stats;
     int64_t next_stats_ms;
     bool consumer_more;
+    json_object *batch_root; /* lent while a lookup batch's answer is handed out */
+    batch_t *batches;        /* lookup batches in flight */
     zw_metrics_t *metrics;
     zw_admin_t *admin;     /* NULL when admin.listen is "" */
     bool oneshot;          /* `sync` command: no Kafka, one snapshot to a file */
@@ -772,6 +786,8 @@ static job_t *lane_pop(tenant_t *t, int lane)
 }
 
 static void send_request(job_t *job);
+static void send_lookups(tenant_t *t);
+static bool is_plain_lookup(const job_t *job);
 
 /* The extra limit a lane's next request is under, beyond the account budget. */
 static zw_ratelimit_t *lane_limit(tenant_t *t, int lane)
@@ -828,7 +844,10 @@ static void tenant_pump(tenant_t *t)
                 }
             }
             t->next_lane = (lane + 1) % N_LANES;
-            send_request(lane_pop(t, lane));
+            if (lane == LANE_READ && is_plain_lookup(t->lane_head[lane]))
+                send_lookups(t);
+            else
+                send_request(lane_pop(t, lane));
             sent = true;
         }
         if (!sent) {
@@ -1356,6 +1375,96 @@ static void job_submit(job_t *job)
     tenant_pump(t);
 }
 
+static bool is_plain_lookup(const job_t *job)
+{
+    /* An id with a comma cannot share a comma-separated list. */
+    return !job->is_sync && !job->group_phase && !job->lookup_done &&
+           !strchr(job->ev.person.external_id, ',');
+}
+
+/* Sends the head lookup of the read lane together with the other lookups
+ * waiting there (up to 100): one request instead of one per event, which
+ * matters most when the account budget is what limits throughput. */
+static void send_lookups(tenant_t *t)
+{
+    worker_t *w = t->w;
+    batch_t *b;
+    job_t *job, *prev = NULL, *next;
+    char *url = NULL, errstr[256];
+    size_t len, cap = LOOKUP_URL_MAX + 300;
+    zw_http_t *req;
+
+    /* Only one lookup waiting: the single path. */
+    job = t->lane_head[LANE_READ];
+    for (next = job->lane_next; next && !is_plain_lookup(next); next = next->lane_next)
+        ;
+    if (!next) {
+        send_request(lane_pop(t, LANE_READ));
+        return;
+    }
+    b = calloc(1, sizeof(*b));
+    url = malloc(cap);
+    if (!b || !url) {
+        free(b);
+        free(url);
+        send_request(lane_pop(t, LANE_READ));
+        return;
+    }
+    b->kind = OWNER_BATCH;
+    b->tenant = t;
+    len = (size_t)snprintf(url, cap, "/api/v2/users/show_many?external_ids=");
+    for (job = t->lane_head[LANE_READ]; job && b->n < LOOKUP_BATCH_MAX; job = next) {
+        char *esc;
+        size_t elen;
+
+        next = job->lane_next;
+        if (!is_plain_lookup(job)) {
+            prev = job;
+            continue;
+        }
+        esc = zw_zendesk_escape(job->ev.person.external_id);
+        elen = esc ? strlen(esc) : 0;
+        if (!esc || (b->n > 0 && len + elen + 1 > LOOKUP_URL_MAX)) {
+            free(esc);
+            break;
+        }
+        len += (size_t)snprintf(url + len, cap - len, "%s%s", b->n ? "," : "", esc);
+        free(esc);
+        /* Unlink from the lane. */
+        if (prev)
+            prev->lane_next = next;
+        else
+            t->lane_head[LANE_READ] = next;
+        if (t->lane_tail[LANE_READ] == job)
+            t->lane_tail[LANE_READ] = prev;
+        job->lane_next = NULL;
+        job->in_lane = false;
+        b->jobs[b->n++] = job;
+    }
+    req = zw_http_new(&w->http, t->cfg->subdomain, "GET", url, NULL, t->authorization,
+                      ZW_ENDPOINT_READ, b, errstr, sizeof(errstr));
+    free(url);
+    if (!req || zw_loop_http_start(w->loop, req) != 0) {
+        zw_http_destroy(req);
+        for (size_t i = 0; i < b->n; i++)
+            job_fail(b->jobs[i], "transient_exhausted", 0, "LocalError",
+                     "cannot start a Zendesk request");
+        free(b);
+        return;
+    }
+    w->stats.http_requests++;
+    b->next = w->batches;
+    if (w->batches)
+        w->batches->prev = b;
+    w->batches = b;
+    for (size_t i = 0; i < b->n; i++) {
+        b->jobs[i]->http = req;
+        b->jobs[i]->token_gen = t->token_gen;
+        if (b->jobs[i]->attempts == 0)
+            b->jobs[i]->attempts = 1;
+    }
+}
+
 static void send_request(job_t *job)
 {
     worker_t *w = job->w;
@@ -1588,7 +1697,9 @@ static void group_op_done(job_t *job)
 
 static void job_after_lookup(job_t *job, zw_http_t *req)
 {
-    json_object *root = zw_http_json(req);
+    /* A batch's answer is parsed once and lent to each of its events. */
+    json_object *root = job->w->batch_root ? json_object_get(job->w->batch_root)
+                                           : zw_http_json(req);
     zw_leaver_policy_t policy = job->tenant->cfg->leaver_policy;
 
     if (!root) {
@@ -1810,7 +1921,9 @@ static void on_http_done(zw_http_t *req, void *arg)
 {
     worker_t *w = arg;
     owner_kind_t kind = *(owner_kind_t *)req->owner;
-    tenant_t *t = kind == OWNER_TENANT ? (tenant_t *)req->owner : ((job_t *)req->owner)->tenant;
+    tenant_t *t = kind == OWNER_TENANT  ? (tenant_t *)req->owner
+                  : kind == OWNER_BATCH ? ((batch_t *)req->owner)->tenant
+                                        : ((job_t *)req->owner)->tenant;
     curl_off_t us = 0;
     const char *endpoint;
 
@@ -1833,6 +1946,26 @@ static void on_http_done(zw_http_t *req, void *arg)
     if (kind == OWNER_TENANT) {
         t = req->owner;
         token_done(t, req);
+    } else if (kind == OWNER_BATCH) {
+        batch_t *b = req->owner;
+        if (req->rl_remaining >= 0)
+            zw_ratelimit_observe(t->budget, zw_loop_now_ms(), req->rl_remaining, req->rl_limit,
+                                 req->rl_reset, w->share);
+        /* Each event takes the answer as if the request were its own; a
+         * failure is classified and retried per event. */
+        if (zw_retry_classify(req->status, req->curl_code) == ZW_CLASS_OK)
+            w->batch_root = zw_http_json(req);
+        for (size_t i = 0; i < b->n; i++)
+            job_http_done(b->jobs[i], req);
+        json_object_put(w->batch_root);
+        w->batch_root = NULL;
+        if (b->prev)
+            b->prev->next = b->next;
+        else
+            w->batches = b->next;
+        if (b->next)
+            b->next->prev = b->prev;
+        free(b);
     } else {
         job_t *job = req->owner;
         t = job->tenant;
@@ -2603,6 +2736,11 @@ static void worker_cleanup(worker_t *w)
 {
     zw_admin_stop(w->admin);
     zw_loop_destroy(w->loop);
+    while (w->batches) {
+        batch_t *b = w->batches;
+        w->batches = b->next;
+        free(b);
+    }
     if (w->keyqs) {
         zw_map_each(w->keyqs, free_keyq, NULL);
         zw_map_destroy(w->keyqs);
