@@ -699,7 +699,7 @@ def test_sigterm_then_sigkill_mid_walk_then_a_new_worker_walks_it_whole(make_syn
 def test_snapshot_beside_joiners_on_a_small_budget(make_sync_env):
     env = make_sync_env()
     rpm = 120
-    # 21 pages + 20 joiners (a lookup and a write each): 61 requests, about 26 s at 2 a
+    # 21 pages + 20 joiners (a write each, lookups batched): at most 61 requests, about 26 s at 2 a
     # second after the worker's burst of rpm/12, and under the simulator's 120 a minute.
     seed(env, "acme", 2000)
     env.sim.ctl("PUT", "/accounts/acme/limits",
@@ -735,7 +735,9 @@ def test_snapshot_beside_joiners_on_a_small_budget(make_sync_env):
     assert not [r for r in log if r["status"] == 429], "429s on a budget the worker knows"
     kinds = "".join("P" if r["path"] in USERS_PATHS else ("w" if r["method"] != "GET" else "r")
                     for r in log)
-    assert kinds.count("P") == 21 and kinds.count("r") == 20 and kinds.count("w") == 20, kinds
+    # Lookups of joiners waiting together share one show_many request (up to 100 ids), so
+    # there are at most 20 of them; every joiner is written once.
+    assert kinds.count("P") == 21 and kinds.count("w") == 20 and 1 <= kinds.count("r") <= 20, kinds
     # The worker's bucket starts with a burst of rpm/12 requests that whoever is ready takes
     # (a page is one request at a time). After it, tokens are scarce and the three lanes
     # (lookups, writes, pages) take turns: while the walk runs, no more than two
