@@ -826,10 +826,14 @@ static void load_admin_and_log(ctx_t *ctx, zw_config_t *c, config_setting_t *roo
     if (!ctx->failed && zw_log_level_parse(level, &c->log.level) != 0)
         fail(ctx, find(log, "level"), "log.level",
              "'%s' is not one of: debug, info, warn, error", level);
-    get_string(ctx, log, "log", "format", false, "json", &format);
-    if (!ctx->failed && zw_log_format_parse(format, &c->log.format) != 0)
+    get_string(ctx, log, "log", "format", false, "auto", &format);
+    if (!ctx->failed && strcmp(format, "auto") == 0) {
+        c->log.format = ZW_LOG_FORMAT_JSON;
+        c->log.format_auto = true;
+    } else if (!ctx->failed && zw_log_format_parse(format, &c->log.format) != 0) {
         fail(ctx, find(log, "format"), "log.format",
-             "'%s' is not one of: json, text", format);
+             "'%s' is not one of: auto, json, text", format);
+    }
     free(level);
     free(format);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <json-c/json_c_version.h>
@@ -233,7 +234,10 @@ int main(int argc, char **argv)
         return rc;
     }
 
-    zw_log_setup(config->log.level, config->log.format, NULL);
+    /* "auto": people at a terminal read text, log collectors read JSON. */
+    zw_log_setup(config->log.level,
+                 config->log.format_auto && isatty(2) ? ZW_LOG_FORMAT_TEXT : config->log.format,
+                 NULL);
     rc = zw_worker_run(config);
     zw_config_destroy(config);
     return rc;

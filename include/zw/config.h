@@ -74,6 +74,7 @@ typedef struct zw_config_s {
     struct {
         zw_log_level_t level;
         zw_log_format_t format;
+        bool format_auto; /* "auto": text on a terminal, JSON otherwise */
     } log;
 } zw_config_t;
 

@@ -96,6 +96,7 @@ START_TEST(test_minimal_defaults)
     ck_assert_str_eq(c->admin.listen, "0.0.0.0:9464");
     ck_assert_int_eq(c->log.level, ZW_LOG_INFO);
     ck_assert_int_eq(c->log.format, ZW_LOG_FORMAT_JSON);
+    ck_assert(c->log.format_auto); /* text on a terminal, decided at startup */
     ck_assert_ptr_eq(zw_config_tenant(c, "ACME"), &c->zendesk.tenants[0]);
     ck_assert_ptr_null(zw_config_tenant(c, "globex"));
     zw_config_destroy(c);
@@ -146,6 +147,7 @@ START_TEST(test_full_file)
     ck_assert_str_eq(c->admin.listen, "");
     ck_assert_int_eq(c->log.level, ZW_LOG_DEBUG);
     ck_assert_int_eq(c->log.format, ZW_LOG_FORMAT_TEXT);
+    ck_assert(!c->log.format_auto);
     zw_config_destroy(c);
 }
 END_TEST
@@ -282,6 +284,8 @@ static const struct bad_case {
      ":2: kafka.topics.sync: 'a topic' is not a valid topic name"},
     {"bad_log_level", "kafka: { bootstrap_servers = \"x\"; };\n" GOOD_TENANTS "log: { level = \"loud\"; };\n",
      ":7: log.level: 'loud' is not one of: debug, info, warn, error"},
+    {"bad_log_format", "kafka: { bootstrap_servers = \"x\"; };\n" GOOD_TENANTS "log: { format = \"xml\"; };\n",
+     ":7: log.format: 'xml' is not one of: auto, json, text"},
     {"bad_listen", "kafka: { bootstrap_servers = \"x\"; };\n" GOOD_TENANTS "admin: { listen = \"9464\"; };\n",
      ":7: admin.listen: must be empty (disabled) or \"host:port\""},
     {"group_expected", "kafka = \"x\";\n" GOOD_TENANTS,
