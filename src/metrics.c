@@ -51,8 +51,10 @@ static const char *const CLASSES[] = {"transient", "rate_limited", "auth", "othe
 static const char *const REASONS[] = {
     "too_large",  "not_json",      "not_object",    "schema",         "missing_field",
     "wrong_type", "invalid_value", "unknown_field", "unknown_tenant", "other"};
-enum { CODE_1XX, CODE_2XX, CODE_3XX, CODE_4XX, CODE_429, CODE_5XX, CODE_ERROR, N_CODES };
-static const char *const CODES[N_CODES] = {"1xx", "2xx", "3xx", "4xx", "429", "5xx", "error"};
+/* 401, 403 and 429 stand alone: they mean credentials and budget, which an operator alerts on
+ * separately from refused changes (the rest of 4xx). */
+enum { CODE_1XX, CODE_2XX, CODE_3XX, CODE_401, CODE_403, CODE_4XX, CODE_429, CODE_5XX, CODE_ERROR, N_CODES };
+static const char *const CODES[N_CODES] = {"1xx", "2xx", "3xx", "401", "403", "4xx", "429", "5xx", "error"};
 
 #define N_TYPES N_OF(TYPES)
 #define N_STATUSES N_OF(STATUSES)
@@ -172,6 +174,10 @@ static size_t code_index(long http_status)
 {
     if (http_status == 429)
         return CODE_429;
+    if (http_status == 401)
+        return CODE_401;
+    if (http_status == 403)
+        return CODE_403;
     switch (http_status / 100) {
     case 1: return CODE_1XX;
     case 2: return CODE_2XX;

@@ -47,7 +47,7 @@ ALLOWED = {
     "type": {"joiner", "mover", "leaver", "rehire", "sync", "invalid"},
     "status": {"succeeded", "failed", "dry_run", "other"},
     "endpoint": {"read", "write", "delete", "oauth", "list", "other"},
-    "code": {"1xx", "2xx", "3xx", "4xx", "429", "5xx", "error"},
+    "code": {"1xx", "2xx", "3xx", "401", "403", "4xx", "429", "5xx", "error"},
     "class": {"transient", "rate_limited", "auth", "other"},
 }
 

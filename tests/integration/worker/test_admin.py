@@ -141,8 +141,8 @@ def endpoint_class(req):
 def code_class(status):
     if status == 0:
         return "error"
-    if status == 429:
-        return "429"
+    if status in (401, 403, 429):
+        return str(status)
     return f"{status // 100}xx"
 
 
