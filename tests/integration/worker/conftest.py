@@ -426,8 +426,9 @@ class Env:
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(n)])
         return c
 
-    def produce(self, records, partition=None):
-        """Produces Inputs in order and records where each landed."""
+    def produce_to(self, topic, records, partition=None):
+        """Produces Inputs to one of the env's topics (by role: "provisioning", "sync") in
+        order, waits for the broker, and sets each Input's partition and offset."""
         errors = []
         for inp in records:
             def done(err, msg, inp=inp):
@@ -436,11 +437,16 @@ class Env:
                 else:
                     inp.partition, inp.offset = msg.partition(), msg.offset()
             kw = {"partition": partition} if partition is not None else {}
-            self.producer.produce(self.topics["provisioning"], key=inp.key, value=inp.value,
+            self.producer.produce(self.topics[topic], key=inp.key, value=inp.value,
                                   headers=inp.headers, on_delivery=done, **kw)
             self.producer.poll(0)
         left = self.producer.flush(30)
         assert left == 0 and not errors, f"produce failed: {left} undelivered, {errors[:3]}"
+        return records
+
+    def produce(self, records, partition=None):
+        """Produces Inputs in order and records where each landed."""
+        self.produce_to("provisioning", records, partition)
         for inp in records:
             self.inputs.append(inp)
             self.by_coord[(inp.partition, inp.offset)] = inp
@@ -691,17 +697,23 @@ class Env:
             pass
 
 
-@pytest.fixture
-def make_env(request, tmp_path):
+def env_factory(cls, request, tmp_path):
+    """The body of an env fixture: yields make(partitions, extra_accounts) building `cls`
+    envs, and closes every env made when the test ends."""
     made = []
 
     def make(partitions=3, extra_accounts=()):
-        e = Env(tmp_path, request.node.name, partitions, extra_accounts)
+        e = cls(tmp_path, request.node.name, partitions, extra_accounts)
         made.append(e)
         return e
     yield make
     for e in made:
         e.close()
+
+
+@pytest.fixture
+def make_env(request, tmp_path):
+    yield from env_factory(Env, request, tmp_path)
 
 
 # ------------------------------------------------------------------------------ assertions

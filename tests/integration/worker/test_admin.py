@@ -159,17 +159,7 @@ class AdminEnv(Env):
         inp = Input(tenant, json.dumps(req).encode(),
                     [("traceparent", new_traceparent().encode()), ("x-zwit", b"sync")], req)
         inp.sync = True
-        errors = []
-
-        def done(err, msg):
-            if err:
-                errors.append(str(err))
-            else:
-                inp.partition, inp.offset = msg.partition(), msg.offset()
-        self.producer.produce(self.topics["sync"], key=inp.key, value=inp.value,
-                              headers=inp.headers, on_delivery=done)
-        left = self.producer.flush(30)
-        assert left == 0 and not errors, f"produce failed: {left} undelivered, {errors}"
+        self.produce_to("sync", [inp])
         self.sync_by_coord[(inp.partition, inp.offset)] = inp
         return inp
 

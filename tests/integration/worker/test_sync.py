@@ -25,6 +25,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from conftest import (CE_HEADERS, FORMATS, RESULT_VALIDATOR, SCHEMAS_DIR, Env, Input, Record,
+                      env_factory,
                       assert_outcome, event, joiner, new_traceparent, only, schema_errors, wait_for)
 
 SYNC_SCHEMA = "zendesk-worker/sync-request/v1"
@@ -134,17 +135,7 @@ class SyncEnv(Env):
         """Produces one sync request, key <tenant>, with its own traceparent."""
         inp = SyncInput(req["tenant"], json.dumps(req).encode(),
                         [("traceparent", new_traceparent().encode()), ("x-zwit", b"sync")], req)
-        errors = []
-
-        def done(err, msg):
-            if err:
-                errors.append(str(err))
-            else:
-                inp.partition, inp.offset = msg.partition(), msg.offset()
-        self.producer.produce(self.topics["sync"], key=inp.key, value=inp.value,
-                              headers=inp.headers, on_delivery=done)
-        left = self.producer.flush(30)
-        assert left == 0 and not errors, f"produce failed: {left} undelivered, {errors}"
+        self.produce_to("sync", [inp])
         self.sync_by_coord[(inp.partition, inp.offset)] = inp
         self.sync_by_request[req["request_id"]] = inp
         return inp
@@ -284,15 +275,7 @@ class SyncEnv(Env):
 
 @pytest.fixture
 def make_sync_env(request, tmp_path):
-    made = []
-
-    def make(partitions=3, extra_accounts=()):
-        e = SyncEnv(tmp_path, request.node.name, partitions, extra_accounts)
-        made.append(e)
-        return e
-    yield make
-    for e in made:
-        e.close()
+    yield from env_factory(SyncEnv, request, tmp_path)
 
 
 # ------------------------------------------------------------------------------ assertions
