@@ -764,6 +764,27 @@ static void per_tenant_gauge(out_t *o, const zw_metrics_t *m, const state_t *st,
     }
 }
 
+/* A gauge family with topic and partition labels: the lag, or the committed
+ * offset; a value < 0 (not known yet) leaves its series out. */
+static void per_partition_gauge(out_t *o, const state_t *st, const char *name, const char *help,
+                                bool lag)
+{
+    family(o, name, "gauge", help);
+    for (size_t i = 0; i < st->n_parts; i++) {
+        int64_t v = lag ? st->parts[i].lag : st->parts[i].committed;
+        char part[16];
+        sample_t s;
+
+        if (v < 0)
+            continue;
+        snprintf(part, sizeof(part), "%" PRId32, st->parts[i].partition);
+        s = sample(o, name, "");
+        label(&s, "topic", st->parts[i].topic);
+        label(&s, "partition", part);
+        value_i64(&s, v);
+    }
+}
+
 static void render_events(out_t *o, const zw_metrics_t *m, const state_t *st)
 {
     const char *name;
@@ -917,33 +938,10 @@ static void render_worker(out_t *o, const zw_metrics_t *m, const state_t *st)
     per_tenant_gauge(o, m, st, "zendesk_worker_tenant_budget_per_minute",
                      "This replica's request budget per minute for the tenant.", m->d_budget_rate);
 
-    name = "zendesk_worker_consumer_lag";
-    family(o, name, "gauge", "Messages behind the partition's end, by assigned partition.");
-    for (size_t i = 0; i < st->n_parts; i++) {
-        char part[16];
-
-        if (st->parts[i].lag < 0)
-            continue;
-        snprintf(part, sizeof(part), "%" PRId32, st->parts[i].partition);
-        s = sample(o, name, "");
-        label(&s, "topic", st->parts[i].topic);
-        label(&s, "partition", part);
-        value_i64(&s, st->parts[i].lag);
-    }
-
-    name = "zendesk_worker_committed_offset";
-    family(o, name, "gauge", "Offset committed for the consumer group, by assigned partition.");
-    for (size_t i = 0; i < st->n_parts; i++) {
-        char part[16];
-
-        if (st->parts[i].committed < 0)
-            continue;
-        snprintf(part, sizeof(part), "%" PRId32, st->parts[i].partition);
-        s = sample(o, name, "");
-        label(&s, "topic", st->parts[i].topic);
-        label(&s, "partition", part);
-        value_i64(&s, st->parts[i].committed);
-    }
+    per_partition_gauge(o, st, "zendesk_worker_consumer_lag",
+                        "Messages behind the partition's end, by assigned partition.", true);
+    per_partition_gauge(o, st, "zendesk_worker_committed_offset",
+                        "Offset committed for the consumer group, by assigned partition.", false);
 
     name = "zendesk_worker_snapshot_users_total";
     family(o, name, "counter", "Users published by snapshots (sync requests), by tenant.");
