@@ -230,6 +230,8 @@ struct worker_s {
     int64_t next_stats_ms;
     bool consumer_more;
     json_object *batch_root; /* lent while a lookup batch's answer is handed out */
+    bool batch_root_pending; /* a lookup batch's answer is being handed out */
+    bool batch_429_seen;     /* ... and its 429 was already counted */
     batch_t *batches;        /* lookup batches in flight */
     zw_metrics_t *metrics;
     zw_admin_t *admin;     /* NULL when admin.listen is "" */
@@ -1829,6 +1831,12 @@ static void job_http_done(job_t *job, zw_http_t *req)
         int64_t wait = zw_retry_after_ms(req->retry_after, time(NULL));
         if (wait < 0)
             wait = req->rl_reset > 0 ? req->rl_reset * 1000 : 10000;
+        /* One 429 answers every event of a lookup batch: count, block
+         * and log it once per response, retry each event. */
+        if (w->batch_429_seen)
+            goto requeue;
+        if (w->batch_root_pending)
+            w->batch_429_seen = true;
         w->stats.rate_limited++;
         zw_metrics_rate_limited(w->metrics, t->cfg->subdomain, (double)wait / 1000.0);
         zw_metrics_retry(w->metrics, t->cfg->subdomain, "rate_limited");
@@ -1842,6 +1850,7 @@ static void job_http_done(job_t *job, zw_http_t *req)
             zw_ratelimit_block_until(t->budget, zw_loop_now_ms() + wait);
         ZW_LOG(ZW_LOG_WARN, "rate limited by Zendesk", ZW_LF_STR("tenant", t->cfg->subdomain),
                ZW_LF_INT("retry_after_ms", wait), ZW_LF_STR("event_id", job->event_id));
+    requeue:
         if (past_deadline(job, wait)) {
             job_fail(job, "rate_limited", 429, "APIRateLimitExceeded",
                      "still rate limited when the retry deadline passed");
@@ -1955,8 +1964,11 @@ static void on_http_done(zw_http_t *req, void *arg)
          * failure is classified and retried per event. */
         if (zw_retry_classify(req->status, req->curl_code) == ZW_CLASS_OK)
             w->batch_root = zw_http_json(req);
+        w->batch_root_pending = true;
+        w->batch_429_seen = false;
         for (size_t i = 0; i < b->n; i++)
             job_http_done(b->jobs[i], req);
+        w->batch_root_pending = false;
         json_object_put(w->batch_root);
         w->batch_root = NULL;
         if (b->prev)
