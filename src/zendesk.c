@@ -98,6 +98,20 @@ static long parse_long(const char *s)
     return v;
 }
 
+void zw_zendesk_parse_endpoint_limit(const char *v, long *total, long *remaining, long *resets)
+{
+    static const char *const names[] = {"total=", "remaining=", "resets="};
+    long *slots[] = {total, remaining, resets};
+
+    for (size_t i = 0; i < 3; i++) {
+        const char *at = strstr(v, names[i]);
+        /* "remaining=" must not be found inside another name. */
+        while (at && at != v && at[-1] != ' ' && at[-1] != ';')
+            at = strstr(at + 1, names[i]);
+        *slots[i] = at ? parse_long(at + strlen(names[i])) : -1;
+    }
+}
+
 static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
 {
     zw_http_t *req = userp;
@@ -108,6 +122,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
      * earlier response said. */
     if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
         req->rl_limit = req->rl_remaining = req->rl_reset = -1;
+        req->jobs_total = req->jobs_remaining = req->jobs_reset = -1;
         req->retry_after[0] = '\0';
         return len;
     }
@@ -130,8 +145,13 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
             req->rl_limit = v;
         return len;
     }
-    if (header_value(line, len, "ratelimit-reset", value, sizeof(value)))
+    if (header_value(line, len, "ratelimit-reset", value, sizeof(value))) {
         req->rl_reset = parse_long(value);
+        return len;
+    }
+    if (header_value(line, len, "zendesk-ratelimit-inflight-jobs", value, sizeof(value)))
+        zw_zendesk_parse_endpoint_limit(value, &req->jobs_total, &req->jobs_remaining,
+                                        &req->jobs_reset);
     return len;
 }
 
@@ -164,6 +184,7 @@ zw_http_t *zw_http_new(const zw_http_settings_t *s, const char *subdomain, const
     if (!req)
         goto oom;
     req->rl_limit = req->rl_remaining = req->rl_reset = -1;
+    req->jobs_total = req->jobs_remaining = req->jobs_reset = -1;
     req->owner = owner;
     req->endpoint = endpoint;
     snprintf(req->method, sizeof(req->method), "%s", method);

@@ -22,6 +22,7 @@ typedef enum {
     ZW_ENDPOINT_WRITE = 1,  /* single-user writes: create, create_or_update, update */
     ZW_ENDPOINT_DELETE = 2, /* deletes */
     ZW_ENDPOINT_OAUTH = 3,  /* token grants (not counted against the API budget) */
+    ZW_ENDPOINT_BULK = 4,   /* bulk jobs (*_many) and their job statuses */
 } zw_endpoint_class_t;
 
 typedef struct zw_http_s {
@@ -41,6 +42,8 @@ typedef struct zw_http_s {
     char request_id[80]; /* X-Zendesk-Request-Id */
     char retry_after[80];
     long rl_limit, rl_remaining, rl_reset; /* -1 when absent */
+    /* zendesk-ratelimit-inflight-jobs: total=N; remaining=N; resets=S (-1 when absent) */
+    long jobs_total, jobs_remaining, jobs_reset;
     char errbuf[CURL_ERROR_SIZE];
     void *owner;         /* lent: whoever waits for this response */
     struct zw_http_s *loop_prev, *loop_next; /* the loop's in-flight list */
@@ -81,6 +84,11 @@ void zw_http_error_code(const zw_http_t *req, char *out, size_t out_size);
 
 /* "Basic base64(email/token:TOKEN)" for an API token; returns a new string. */
 char *zw_zendesk_basic_auth(const char *email, const char *token);
+
+/* An endpoint limit header's value ("total=30; remaining=29; resets=60", as in
+ * zendesk-ratelimit-inflight-jobs): the three numbers, -1 where absent or invalid. */
+void zw_zendesk_parse_endpoint_limit(const char *value, long *total, long *remaining,
+                                     long *resets);
 
 /* curl_easy_escape without a handle; returns a new string. */
 char *zw_zendesk_escape(const char *s);

@@ -7,6 +7,30 @@
 
 #include "zw/zendesk.h"
 
+static const struct {
+    const char *value;
+    long total, remaining, resets;
+} limit_cases[] = {
+    {"total=30; remaining=29; resets=60", 30, 29, 60},
+    {"total=30;remaining=0;resets=12", 30, 0, 12},
+    {"remaining=5", -1, 5, -1},
+    {"resets=60; total=30; remaining=1", 30, 1, 60},
+    {"total=30; xremaining=9; remaining=2", 30, 2, -1},
+    {"total=abc; remaining=-3", -1, -1, -1},
+    {"", -1, -1, -1},
+};
+
+START_TEST(test_endpoint_limit)
+{
+    long t = 7, r = 7, s = 7;
+
+    zw_zendesk_parse_endpoint_limit(limit_cases[_i].value, &t, &r, &s);
+    ck_assert_msg(t == limit_cases[_i].total && r == limit_cases[_i].remaining &&
+                      s == limit_cases[_i].resets,
+                  "'%s': got %ld/%ld/%ld", limit_cases[_i].value, t, r, s);
+}
+END_TEST
+
 START_TEST(test_basic_auth)
 {
     /* base64("admin@acme.test/token:T1") */
@@ -90,6 +114,8 @@ int main(void)
     SRunner *sr;
     int failed;
 
+    tcase_add_loop_test(tc, test_endpoint_limit, 0,
+                        (int)(sizeof(limit_cases) / sizeof(limit_cases[0])));
     tcase_add_test(tc, test_basic_auth);
     tcase_add_test(tc, test_escape);
     tcase_add_test(tc, test_url_from_config_only);
