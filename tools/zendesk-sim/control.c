@@ -11,7 +11,7 @@
 
 static const char *const FAULT_KEYS[] = {"latency_ms", "latency_jitter_ms", "error_rate", "error_statuses",
                                          "error_retry_after", "conflict_rate", "drop_rate", "hang_rate",
-                                         "hang_ms", "fault_path", NULL};
+                                         "hang_ms", "fault_path", "job_fail_rate", NULL};
 static const char *const LIMIT_KEYS[] = {"limits_enabled", "rpm", "user_write_per_sec",
                                          "user_write_per_user_min", "incremental_per_min", "max_jobs",
                                          "limit_body", NULL};
@@ -127,6 +127,7 @@ static void account_configure(sim_account_t *acct, sim_req_t *req, sim_resp_t *r
         cfg.n_error_statuses = def.n_error_statuses;
         cfg.error_retry_after = def.error_retry_after;
         cfg.conflict_rate = def.conflict_rate;
+        cfg.job_fail_rate = def.job_fail_rate;
         cfg.drop_rate = def.drop_rate;
         cfg.hang_rate = def.hang_rate;
         cfg.hang_ms = def.hang_ms;

@@ -169,14 +169,16 @@ void sim_jobs_tick(sim_account_t *acct, int64_t now_ms)
         int64_t start = job->created_ms + acct->cfg.job_queue_ms;
         if (now_ms < start)
             continue;
-        int64_t due = acct->cfg.job_item_ms ? (now_ms - start) / acct->cfg.job_item_ms + 1 : job->total;
-        if (due > job->total)
-            due = job->total;
+        /* A failing job stops after half of its items. */
+        int last = job->fail ? job->total / 2 : job->total;
+        int64_t due = acct->cfg.job_item_ms ? (now_ms - start) / acct->cfg.job_item_ms + 1 : last;
+        if (due > last)
+            due = last;
         for (; job->progress < due; job->progress++)
             json_object_array_add(job->results, run_item(acct, job, job->progress));
-        if (job->progress >= job->total) {
+        if (job->progress >= last) {
             /* The job finished when its last item was due, not when someone looked. */
-            int64_t at = start + (int64_t)job->total * acct->cfg.job_item_ms;
+            int64_t at = start + (int64_t)last * acct->cfg.job_item_ms;
             job->completed_ms = at < now_ms && at > 0 ? at : now_ms;
         }
     }
@@ -234,6 +236,7 @@ sim_job_t *sim_job_add(sim_account_t *acct, sim_job_kind_t kind, json_object *it
     job->change = change;
     job->total = (int)json_object_array_length(items);
     job->results = json_object_new_array();
+    job->fail = acct->cfg.job_fail_rate > 0 && sim_rand01(&acct->rng) < acct->cfg.job_fail_rate;
     acct->jobs[acct->njobs++] = job;
     return job;
 }
@@ -243,7 +246,7 @@ json_object *sim_job_json(const sim_job_t *job, const sim_account_t *acct, const
     json_object *o = json_object_new_object();
     char url[400];
     snprintf(url, sizeof(url), "http://%s/api/v2/job_statuses/%s.json", host, job->id);
-    const char *status = job->completed_ms ? "completed"
+    const char *status = job->completed_ms ? (job->fail ? "failed" : "completed")
                          : now_ms < job->created_ms + acct->cfg.job_queue_ms ? "queued"
                                                                               : "working";
     json_object_object_add(o, "id", json_object_new_string(job->id));
@@ -255,7 +258,11 @@ json_object *sim_job_json(const sim_job_t *job, const sim_account_t *acct, const
     if (job->completed_ms) {
         char iso[32], msg[64];
         sim_iso8601(job->completed_ms / 1000, iso, sizeof(iso));
-        snprintf(msg, sizeof(msg), "Completed at %s", iso);
+        if (job->fail)
+            snprintf(msg, sizeof(msg), "Failed: the job stopped at item %d of %d", job->progress,
+                     job->total);
+        else
+            snprintf(msg, sizeof(msg), "Completed at %s", iso);
         json_object_object_add(o, "message", json_object_new_string(msg));
     } else {
         json_object_object_add(o, "message", NULL);

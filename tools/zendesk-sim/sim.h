@@ -199,6 +199,7 @@ typedef struct sim_job_s {
     json_object *items;     /* owned: one entry per item, in request order */
     json_object *change;    /* owned: update_many's single change, or NULL */
     json_object *results;   /* owned array */
+    bool fail;              /* drawn at creation: stops half way, "failed" */
 } sim_job_t;
 
 typedef struct sim_token_s {
@@ -269,6 +270,7 @@ typedef struct sim_config_s {
     int n_error_statuses;
     int64_t error_retry_after;  /* s; 0 = no Retry-After on injected 5xx */
     double conflict_rate;
+    double job_fail_rate;   /* share of bulk jobs that stop half way with status "failed" */
     double drop_rate;
     double hang_rate;
     int64_t hang_ms;

@@ -140,6 +140,11 @@ int sim_config_set(sim_config_t *cfg, const char *key, const char *val, char *er
             goto bad;
         return 0;
     }
+    if (!strcmp(key, "job_fail_rate")) {
+        if (parse_rate(val, &cfg->job_fail_rate) != 0)
+            goto bad;
+        return 0;
+    }
     if (!strcmp(key, "conflict_rate")) {
         if (parse_rate(val, &cfg->conflict_rate) != 0)
             goto bad;
@@ -251,6 +256,7 @@ json_object *sim_config_to_json(const sim_config_t *cfg)
     JD(error_rate);
     JI(error_retry_after);
     JD(conflict_rate);
+    JD(job_fail_rate);
     JD(drop_rate);
     JD(hang_rate);
     JI(hang_ms);
