@@ -660,7 +660,7 @@ static void load_auth(ctx_t *ctx, zw_tenant_config_t *t, config_setting_t *tenan
 static void load_tenants(ctx_t *ctx, zw_config_t *c, config_setting_t *zendesk)
 {
     static const char *const tenant_keys[] = {"subdomain", "plan_rpm", "single_user_write_rpm",
-                                              "leaver_policy", "auth", NULL};
+                                              "max_jobs", "leaver_policy", "auth", NULL};
     config_setting_t *list = member(ctx, zendesk, "zendesk", "tenants", true);
     int n;
 
@@ -710,6 +710,7 @@ static void load_tenants(ctx_t *ctx, zw_config_t *c, config_setting_t *zendesk)
         get_int(ctx, g, path, "plan_rpm", false, 700, 1, 1000000, &t->plan_rpm);
         get_int(ctx, g, path, "single_user_write_rpm", false, 60, 1, 1000000,
                 &t->single_write_per_minute);
+        get_int(ctx, g, path, "max_jobs", false, 30, 1, 1000, &t->max_jobs);
         get_string(ctx, g, path, "leaver_policy", false, "downgrade_suspend", &policy);
         if (!ctx->failed && zw_leaver_policy_parse(policy, &t->leaver_policy) != 0) {
             char key[KEY_PATH_MAX];
@@ -779,7 +780,9 @@ static void load_worker(ctx_t *ctx, zw_config_t *c, config_setting_t *root)
 {
     static const char *const keys[] = {"max_in_flight",   "max_attempts",        "backoff_base_ms",
                                        "backoff_max_ms",  "retry_deadline_ms",   "shutdown_timeout_ms",
-                                       "max_event_bytes", "dry_run",             NULL};
+                                       "max_event_bytes", "dry_run",             "bulk_min_items",
+                                       "bulk_linger_ms",  "bulk_poll_ms",        "bulk_refused_retry_ms",
+                                       NULL};
     config_setting_t *w = get_group(ctx, root, "", "worker", false);
 
     if (w)
@@ -797,6 +800,11 @@ static void load_worker(ctx_t *ctx, zw_config_t *c, config_setting_t *root)
     get_int(ctx, w, "worker", "max_event_bytes", false, 1048576, 1024, 100 * 1048576,
             &c->worker.max_event_bytes);
     get_bool(ctx, w, "worker", "dry_run", false, &c->worker.dry_run);
+    get_int(ctx, w, "worker", "bulk_min_items", false, 10, 0, 100, &c->worker.bulk_min_items);
+    get_int(ctx, w, "worker", "bulk_linger_ms", false, 200, 0, 60000, &c->worker.bulk_linger_ms);
+    get_int(ctx, w, "worker", "bulk_poll_ms", false, 1000, 100, 600000, &c->worker.bulk_poll_ms);
+    get_int(ctx, w, "worker", "bulk_refused_retry_ms", false, 3600000, 0, 86400000 * 7,
+            &c->worker.bulk_refused_retry_ms);
     if (!ctx->failed && c->worker.backoff_base_ms > c->worker.backoff_max_ms)
         fail(ctx, find(w, "backoff_base_ms"), "worker.backoff_base_ms",
              "%d is larger than worker.backoff_max_ms (%d)", c->worker.backoff_base_ms,

@@ -27,6 +27,7 @@ typedef struct zw_tenant_config_s {
     char *subdomain;
     int plan_rpm;                     /* the account's plan budget, requests per minute */
     int single_write_per_minute;      /* account-wide single-user write limit */
+    int max_jobs;                     /* the account's cap on queued or running bulk jobs */
     zw_leaver_policy_t leaver_policy;
     zw_auth_type_t auth_type;
     char *email;                      /* api_token */
@@ -67,6 +68,12 @@ typedef struct zw_config_s {
         int shutdown_timeout_ms;
         int max_event_bytes;
         bool dry_run;
+        /* The bulk path: when at least bulk_min_items writes of one kind wait
+         * for a tenant, they go as one job (*_many); 0 turns bulk off. */
+        int bulk_min_items;
+        int bulk_linger_ms;        /* how long the first waiting write waits for more */
+        int bulk_poll_ms;          /* how often open jobs are polled */
+        int bulk_refused_retry_ms; /* after a 403 on bulk create: 0 = until restart */
     } worker;
     struct {
         char *listen; /* "" disables the admin endpoint */

@@ -93,6 +93,12 @@ START_TEST(test_minimal_defaults)
     ck_assert_int_eq(c->worker.backoff_max_ms, 60000);
     ck_assert_int_eq(c->worker.shutdown_timeout_ms, 25000);
     ck_assert(!c->worker.dry_run);
+    /* The bulk path is on by default, with Zendesk's 30-job cap. */
+    ck_assert_int_eq(c->worker.bulk_min_items, 10);
+    ck_assert_int_eq(c->worker.bulk_linger_ms, 200);
+    ck_assert_int_eq(c->worker.bulk_poll_ms, 1000);
+    ck_assert_int_eq(c->worker.bulk_refused_retry_ms, 3600000);
+    ck_assert_int_eq(c->zendesk.tenants[0].max_jobs, 30);
     ck_assert_str_eq(c->admin.listen, "0.0.0.0:9464");
     ck_assert_int_eq(c->log.level, ZW_LOG_INFO);
     ck_assert_int_eq(c->log.format, ZW_LOG_FORMAT_JSON);
@@ -179,6 +185,12 @@ static const struct bad_case {
     {"out_of_range", "kafka: { bootstrap_servers = \"x\"; };\n" GOOD_TENANTS
                      "worker: { max_attempts = 0; };\n",
      ":7: worker.max_attempts: 0 is out of range [1, 100]"},
+    {"bulk_min_items_range", "kafka: { bootstrap_servers = \"x\"; };\n" GOOD_TENANTS
+                             "worker: { bulk_min_items = 101; };\n",
+     ":7: worker.bulk_min_items: 101 is out of range [0, 100]"},
+    {"bulk_poll_ms_range", "kafka: { bootstrap_servers = \"x\"; };\n" GOOD_TENANTS
+                           "worker: { bulk_poll_ms = 10; };\n",
+     ":7: worker.bulk_poll_ms: 10 is out of range [100, 600000]"},
     {"backoff_order", "kafka: { bootstrap_servers = \"x\"; };\n" GOOD_TENANTS
                       "worker: { backoff_base_ms = 5000; backoff_max_ms = 100; };\n",
      ":7: worker.backoff_base_ms: 5000 is larger than worker.backoff_max_ms (100)"},
