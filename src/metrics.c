@@ -45,7 +45,10 @@ static const char *const OUTCOMES[] = {"created",
                                        "would_reactivate",
                                        "duplicate_request",
                                        "other"};
-static const char *const ENDPOINTS[] = {"read", "write", "delete", "oauth", "list", "other"};
+static const char *const ENDPOINTS[] = {"read", "write", "delete", "oauth", "list", "bulk", "other"};
+static const char *const BULK_OPS[] = {"create_or_update", "update", "destroy", "other"};
+static const char *const BULK_STATUSES[] = {"completed", "failed", "lost", "rejected", "other"};
+static const char *const BULK_ITEMS[] = {"submitted", "failed", "other"};
 static const char *const CLASSES[] = {"transient", "rate_limited", "auth", "other"};
 /* schemas/dlq-headers.schema.json's zw_error_reason enum. */
 static const char *const REASONS[] = {
@@ -62,6 +65,9 @@ static const char *const CODES[N_CODES] = {"1xx", "2xx", "3xx", "401", "403", "4
 #define N_ENDPOINTS N_OF(ENDPOINTS)
 #define N_CLASSES N_OF(CLASSES)
 #define N_REASONS N_OF(REASONS)
+#define N_BULK_OPS N_OF(BULK_OPS)
+#define N_BULK_STATUSES N_OF(BULK_STATUSES)
+#define N_BULK_ITEMS N_OF(BULK_ITEMS)
 
 /* Histogram bounds, with the text of the le label written out so the
  * exposition shows "0.01", not a float's rounding. */
@@ -127,6 +133,9 @@ struct zw_metrics_s {
     size_t u_dlq;        /* [reason] */
     size_t u_snap_users; /* [tenant] */
     size_t u_snap_last;  /* [tenant]: the current snapshot's last count (not exported) */
+    size_t u_bulk_jobs;  /* [tenant][op][status] */
+    size_t u_bulk_items; /* [tenant][op][kind] */
+    size_t u_bulk_fallback; /* [tenant] */
     size_t n_u;
     /* Offsets into st.d. */
     size_t d_event_sum;    /* [type] */
@@ -247,6 +256,9 @@ zw_metrics_t *zw_metrics_new(const char *const *tenants, size_t n_tenants, const
     m->u_dlq = off, off += N_REASONS;
     m->u_snap_users = off, off += t;
     m->u_snap_last = off, off += t;
+    m->u_bulk_jobs = off, off += t * N_BULK_OPS * N_BULK_STATUSES;
+    m->u_bulk_items = off, off += t * N_BULK_OPS * N_BULK_ITEMS;
+    m->u_bulk_fallback = off, off += t;
     m->n_u = off;
     off = 0;
     m->d_event_sum = off, off += N_TYPES;
@@ -369,6 +381,47 @@ void zw_metrics_retry(zw_metrics_t *m, const char *tenant, const char *cls)
     c = pick(CLASSES, N_CLASSES, cls);
     pthread_mutex_lock(&m->lock);
     m->st.u[m->u_retries + te * N_CLASSES + c]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void zw_metrics_bulk_job(zw_metrics_t *m, const char *tenant, const char *op, const char *status)
+{
+    size_t te, o, st;
+
+    if (!m)
+        return;
+    te = tenant_slot(m, tenant);
+    o = pick(BULK_OPS, N_BULK_OPS, op);
+    st = pick(BULK_STATUSES, N_BULK_STATUSES, status);
+    pthread_mutex_lock(&m->lock);
+    m->st.u[m->u_bulk_jobs + (te * N_BULK_OPS + o) * N_BULK_STATUSES + st]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void zw_metrics_bulk_items(zw_metrics_t *m, const char *tenant, const char *op, const char *kind,
+                           long n)
+{
+    size_t te, o, k;
+
+    if (!m || n <= 0)
+        return;
+    te = tenant_slot(m, tenant);
+    o = pick(BULK_OPS, N_BULK_OPS, op);
+    k = pick(BULK_ITEMS, N_BULK_ITEMS, kind);
+    pthread_mutex_lock(&m->lock);
+    m->st.u[m->u_bulk_items + (te * N_BULK_OPS + o) * N_BULK_ITEMS + k] += (uint64_t)n;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void zw_metrics_bulk_fallback(zw_metrics_t *m, const char *tenant)
+{
+    size_t te;
+
+    if (!m)
+        return;
+    te = tenant_slot(m, tenant);
+    pthread_mutex_lock(&m->lock);
+    m->st.u[m->u_bulk_fallback + te]++;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -838,6 +891,46 @@ static void render_events(out_t *o, const zw_metrics_t *m, const state_t *st)
     }
 }
 
+/* A [tenant][op][kind] counter family, only the series that counted. */
+static void per_tenant_op_counter(out_t *o, const zw_metrics_t *m, const state_t *st,
+                                  const char *name, const char *help, size_t off,
+                                  const char *kind_label, const char *const *kinds, size_t n_kinds)
+{
+    family(o, name, "counter", help);
+    for (size_t te = 0; te < m->n_slots; te++) {
+        for (size_t op = 0; op < N_BULK_OPS; op++) {
+            for (size_t k = 0; k < n_kinds; k++) {
+                uint64_t v = st->u[off + (te * N_BULK_OPS + op) * n_kinds + k];
+                sample_t s;
+
+                if (!v)
+                    continue;
+                s = sample(o, name, "");
+                label(&s, "tenant", m->tenants[te]);
+                label(&s, "op", BULK_OPS[op]);
+                label(&s, kind_label, kinds[k]);
+                value_u64(&s, v);
+            }
+        }
+    }
+}
+
+static void render_bulk(out_t *o, const zw_metrics_t *m, const state_t *st)
+{
+    per_tenant_op_counter(o, m, st, "zendesk_worker_bulk_jobs_total",
+                          "Bulk jobs (*_many) that ended, by tenant, operation and how: "
+                          "completed, failed, lost, or rejected (the request was refused).",
+                          m->u_bulk_jobs, "status", BULK_STATUSES, N_BULK_STATUSES);
+    per_tenant_op_counter(o, m, st, "zendesk_worker_bulk_items_total",
+                          "Items sent in accepted bulk jobs, and items Zendesk failed, by tenant "
+                          "and operation.",
+                          m->u_bulk_items, "kind", BULK_ITEMS, N_BULK_ITEMS);
+    per_tenant_counter(o, m, st, "zendesk_worker_bulk_fallbacks_total",
+                       "Times a tenant's account refused bulk import (403) and its creates fell "
+                       "back to single calls.",
+                       m->u_bulk_fallback);
+}
+
 static void render_zendesk(out_t *o, const zw_metrics_t *m, const state_t *st)
 {
     const char *name;
@@ -890,6 +983,8 @@ static void render_zendesk(out_t *o, const zw_metrics_t *m, const state_t *st)
         label(&s, "tenant", m->tenants[te]);
         value_double(&s, st->d[m->d_retry_after + te]);
     }
+
+    render_bulk(o, m, st);
 
     name = "zendesk_worker_retries_total";
     family(o, name, "counter", "Retries scheduled, by tenant and error class.");

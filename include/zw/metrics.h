@@ -63,6 +63,14 @@ void zw_metrics_retry(zw_metrics_t *m, const char *tenant, const char *cls);
 
 /* One record sent to the dead-letter topic. reason: the zw_error_reason
  * header (schemas/dlq-headers.schema.json; else "other"). */
+/* The bulk path: a job ended (status: completed, failed, lost, rejected);
+ * items submitted or failed; a tenant's bulk create refused (403). op is
+ * create_or_update, update or destroy. */
+void zw_metrics_bulk_job(zw_metrics_t *m, const char *tenant, const char *op, const char *status);
+void zw_metrics_bulk_items(zw_metrics_t *m, const char *tenant, const char *op, const char *kind,
+                           long n);
+void zw_metrics_bulk_fallback(zw_metrics_t *m, const char *tenant);
+
 void zw_metrics_dlq(zw_metrics_t *m, const char *reason);
 
 /* Gauges: Zendesk requests in flight; events consumed but not finished. */

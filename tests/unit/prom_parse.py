@@ -30,6 +30,9 @@ EXPECTED = {
     "zendesk_worker_rate_limited": "counter",
     "zendesk_worker_retry_after_seconds": "counter",
     "zendesk_worker_retries": "counter",
+    "zendesk_worker_bulk_jobs": "counter",
+    "zendesk_worker_bulk_items": "counter",
+    "zendesk_worker_bulk_fallbacks": "counter",
     "zendesk_worker_dlq_records": "counter",
     "zendesk_worker_in_flight_requests": "gauge",
     "zendesk_worker_pending_events": "gauge",
@@ -45,8 +48,11 @@ EXPECTED = {
 # The bounded label values (tenants aside, which come from the config).
 ALLOWED = {
     "type": {"joiner", "mover", "leaver", "rehire", "sync", "invalid"},
-    "status": {"succeeded", "failed", "dry_run", "other"},
-    "endpoint": {"read", "write", "delete", "oauth", "list", "other"},
+    # events (succeeded, failed, dry_run) and bulk jobs (completed, failed, lost, rejected)
+    "status": {"succeeded", "failed", "dry_run", "completed", "lost", "rejected", "other"},
+    "endpoint": {"read", "write", "delete", "oauth", "list", "bulk", "other"},
+    "op": {"create_or_update", "update", "destroy", "other"},
+    "kind": {"submitted", "failed", "other"},
     "code": {"1xx", "2xx", "3xx", "401", "403", "4xx", "429", "5xx", "error"},
     "class": {"transient", "rate_limited", "auth", "other"},
 }

@@ -104,6 +104,9 @@ static const struct family_case {
     {"zendesk_worker_zendesk_request_duration_seconds", "histogram"},
     {"zendesk_worker_rate_limited_total", "counter"},
     {"zendesk_worker_retry_after_seconds_total", "counter"},
+    {"zendesk_worker_bulk_jobs_total", "counter"},
+    {"zendesk_worker_bulk_items_total", "counter"},
+    {"zendesk_worker_bulk_fallbacks_total", "counter"},
     {"zendesk_worker_retries_total", "counter"},
     {"zendesk_worker_dlq_records_total", "counter"},
     {"zendesk_worker_in_flight_requests", "gauge"},
@@ -147,7 +150,7 @@ START_TEST(test_families_have_help_and_type)
     ASSERT_NO(text, "endpoint=\"other\"");
     ASSERT_NO(text, "zendesk_worker_events_consumed_total{");
     ASSERT_NO(text, "tenant=");
-    ck_assert_int_eq(check_histograms(text), 6 + 5);
+    ck_assert_int_eq(check_histograms(text), 6 + 6);
     ck_assert(text[strlen(text) - 1] == '\n');
     free(text);
     zw_metrics_destroy(m);
@@ -244,7 +247,7 @@ START_TEST(test_histogram_buckets_cumulative)
                 "le=\"+Inf\"} 3");
     ASSERT_LINE(text,
                 "zendesk_worker_zendesk_request_duration_seconds_sum{endpoint=\"read\"} 31.004");
-    ck_assert_int_eq(check_histograms(text), 6 + 5);
+    ck_assert_int_eq(check_histograms(text), 6 + 6);
     free(text);
     zw_metrics_destroy(m);
 }
@@ -644,10 +647,33 @@ START_TEST(test_full_sample)
     zw_metrics_set_budget(m, "globex", 200, 200);
     zw_metrics_set_partition(m, "zendesk.provisioning.requests", 0, 120, 4);
     zw_metrics_snapshot_progress(m, "globex", 1000, true);
+    zw_metrics_http_request(m, "acme", "bulk", 403, 0.02);
+    zw_metrics_bulk_job(m, "acme", "create_or_update", "completed");
+    zw_metrics_bulk_job(m, "acme", "create_or_update", "completed");
+    zw_metrics_bulk_job(m, "globex", "destroy", "lost");
+    zw_metrics_bulk_job(m, "acme", "update", "no-such-status");
+    zw_metrics_bulk_items(m, "acme", "create_or_update", "submitted", 200);
+    zw_metrics_bulk_items(m, "acme", "create_or_update", "failed", 3);
+    zw_metrics_bulk_items(m, "acme", "update", "failed", 0);
+    zw_metrics_bulk_fallback(m, "globex");
     zw_metrics_set_paused(m, true);
     text = zw_metrics_render(m);
     ck_assert_ptr_nonnull(text);
-    ck_assert_int_eq(check_histograms(text), 6 + 5);
+    ck_assert_int_eq(check_histograms(text), 6 + 6);
+    ASSERT_LINE(text, "zendesk_worker_bulk_jobs_total{tenant=\"acme\",op=\"create_or_update\","
+                      "status=\"completed\"} 2");
+    ASSERT_LINE(text, "zendesk_worker_bulk_jobs_total{tenant=\"globex\",op=\"destroy\","
+                      "status=\"lost\"} 1");
+    ASSERT_LINE(text, "zendesk_worker_bulk_jobs_total{tenant=\"acme\",op=\"update\","
+                      "status=\"other\"} 1");
+    ASSERT_LINE(text, "zendesk_worker_bulk_items_total{tenant=\"acme\",op=\"create_or_update\","
+                      "kind=\"submitted\"} 200");
+    ASSERT_LINE(text, "zendesk_worker_bulk_items_total{tenant=\"acme\",op=\"create_or_update\","
+                      "kind=\"failed\"} 3");
+    ASSERT_NO(text, "op=\"update\",kind=");
+    ASSERT_LINE(text, "zendesk_worker_bulk_fallbacks_total{tenant=\"globex\"} 1");
+    ASSERT_LINE(text, "zendesk_worker_zendesk_requests_total{tenant=\"acme\",endpoint=\"bulk\","
+                      "code=\"403\"} 1");
     if (path && path[0]) {
         FILE *f = fopen(path, "w");
 
