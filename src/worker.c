@@ -34,210 +34,8 @@
 #include "zw/version.h"
 #include "zw/zendesk.h"
 
-#define RESULT_SCHEMA "zendesk-worker/result/v1"
-#define MAX_REQUEST_IDS 16
-#define CONSUME_BATCH 500
-#define OAUTH_RETRY_MS 30000
-#define TICK_MS 1000
-#define STATS_EVERY_MS 10000
+#include "worker_internal.h"
 
-typedef struct worker_s worker_t;
-typedef struct tenant_s tenant_t;
-typedef struct job_s job_t;
-typedef struct part_s part_t;
-typedef struct keyq_s keyq_t;
-
-/* The owner of an HTTP request is a job or a tenant's token grant; both
- * structs start with this tag. */
-typedef enum { OWNER_JOB = 1, OWNER_TENANT = 2, OWNER_BATCH = 3 } owner_kind_t;
-
-/* Lookups of many events in one show_many request (at most 100 ids). */
-#define LOOKUP_BATCH_MAX 100
-#define LOOKUP_URL_MAX 6000
-
-typedef enum { TOKEN_NONE = 0, TOKEN_FETCHING, TOKEN_READY, TOKEN_FAILED } token_state_t;
-
-/* Lanes take turns for a tenant's budget: lookups, single-user writes, and
- * snapshot pages, so neither provisioning nor a snapshot starves the other. */
-enum { LANE_READ = 0, LANE_WRITE = 1, LANE_SYNC = 2, N_LANES = 3 };
-
-#define SNAPSHOT_SCHEMA "zendesk-worker/user-snapshot/v1"
-#define SNAPSHOT_PAGE_SIZE 100
-#define EXPORT_PAGE_SIZE 1000
-#define PRODUCER_QUEUE_HIGH 20000
-
-struct tenant_s {
-    owner_kind_t kind;
-    worker_t *w;
-    const zw_tenant_config_t *cfg;
-    zw_ratelimit_t *budget; /* every API request */
-    zw_ratelimit_t *writes; /* single-user writes */
-    zw_ratelimit_t *exports; /* incremental export pages */
-    job_t *sync_job;        /* the snapshot being walked, if any */
-    char *authorization;    /* "Basic ..." or "Bearer ..."; a secret */
-    token_state_t token_state;
-    bool token_renewing;    /* a grant in flight while the old token works */
-    unsigned token_gen;
-    uint64_t token_timer;
-    int token_failures;
-    bool token_refused;     /* the last grant was refused: fail events at once */
-    job_t *lane_head[N_LANES], *lane_tail[N_LANES];
-    int next_lane;
-    uint64_t wake_timer;
-    int64_t wake_due;
-};
-
-struct part_s {
-    char *topic;
-    int32_t partition;
-    zw_offsets_t *offsets;
-    job_t *jobs;     /* every live job of the partition */
-    bool revoked;    /* handed back: its jobs end without storing offsets */
-    int64_t stored;  /* the last offset stored for commit, -1 before any */
-    part_t *zombie_next; /* revoked, waiting for its last jobs */
-};
-
-struct keyq_s {
-    char *name;
-    job_t *head, *tail; /* head is the active job */
-};
-
-/* A produced record waiting for its delivery report. */
-typedef enum { DR_RESULT = 0, DR_DLQ = 1, DR_SNAPSHOT = 2, DR_END = 3 } dr_kind_t;
-
-typedef struct delivery_s {
-    job_t *job;
-    dr_kind_t kind;
-} delivery_t;
-
-typedef struct batch_s {
-    owner_kind_t kind; /* OWNER_BATCH */
-    struct tenant_s *tenant;
-    size_t n;
-    struct job_s *jobs[LOOKUP_BATCH_MAX];
-    struct batch_s *prev, *next; /* the worker's batches in flight, freed at exit */
-} batch_t;
-
-/* A snapshot walk (sync request). Pages are listed one at a time and their
- * users published at once, so memory stays flat whatever the account's
- * size; the end marker goes out only once every user record is acked. */
-typedef struct snapshot_s {
-    char id[37];
-    int64_t seq;
-    int64_t count;
-    uint64_t checksum;     /* sum of FNV-1a 64 over each record's "user" JSON */
-    char *cursor;          /* where the next page starts */
-    char *next_cursor;     /* for the end marker */
-    int pages;
-    int pending;           /* begin/user records not yet acked */
-    bool walk_done;
-    bool failed;           /* the walk stopped early */
-    bool broken;           /* a record was not delivered */
-    bool stop;             /* shutdown or revoke: end without a marker */
-    bool ended;
-    int64_t start_unix;
-    FILE *out;             /* one-shot mode: NDJSON here instead of Kafka */
-} snapshot_t;
-
-struct job_s {
-    owner_kind_t kind;
-    worker_t *w;
-    part_t *part;
-    job_t *part_prev, *part_next;
-    int64_t offset;
-    char *key;
-    size_t key_len;
-    rd_kafka_headers_t *headers; /* the input's headers, copied */
-    char *raw;                   /* the input bytes, kept only for the DLQ */
-    size_t raw_len;
-    zw_event_t ev;
-    char *event_id;              /* for results; may exist for invalid events */
-    tenant_t *tenant;
-    keyq_t *keyq;
-    job_t *key_next;
-    bool started;
-    bool lookup_done;
-    json_object *current;        /* the person's Zendesk user after lookup */
-    zw_plan_t plan;
-    int lane;
-    job_t *lane_next;
-    bool in_lane;
-    uint64_t timer;
-    zw_http_t *http;             /* in flight */
-    unsigned token_gen;
-    bool abandoned;
-    int attempts;                /* tries: 1 + retries of any kind */
-    int failures;                /* transient failures of the current call */
-    bool auth_retried;
-    int64_t start_ms;
-    char started_at[32];
-    /* The result. */
-    bool finished;
-    const char *status;
-    const char *outcome;
-    int64_t user_id;
-    const char *err_class;
-    long err_http;
-    char err_code[64];
-    char err_msg[300];
-    char *request_ids[MAX_REQUEST_IDS];
-    size_t n_request_ids;
-    char *result_json;
-    const char *dlq_reason;
-    char dlq_message[300];
-    int pending;                 /* deliveries not yet acked */
-    delivery_t dr_result, dr_dlq, dr_snapshot, dr_end;
-    /* Group memberships (agents only): after the user write, list them,
-     * then add and remove one request at a time. */
-    int64_t page_start_ms;       /* snapshots: when the current page was first asked for */
-    int group_phase;             /* 0 none, 1 listing, 2 applying */
-    int64_t *group_ops;          /* > 0: add group id; < 0: remove membership -id */
-    size_t n_group_ops, group_op;
-    bool is_sync;
-    zw_sync_request_t sync;
-    snapshot_t *snap;
-    char *end_json;
-};
-
-typedef struct stats_s {
-    uint64_t consumed, finished, succeeded, failed, dry_run, dlq, retries, rate_limited,
-        http_requests;
-} stats_t;
-
-struct worker_s {
-    const zw_config_t *cfg;
-    zw_loop_t *loop;
-    rd_kafka_t *consumer, *producer;
-    int consumer_fd, producer_fd, signal_fd;
-    zw_http_settings_t http;
-    char user_agent[64];
-    char worker_id[128];
-    tenant_t *tenants;
-    size_t n_tenants;
-    zw_map_t *parts;   /* "topic\x1fpartition" -> part_t */
-    zw_map_t *keyqs;   /* "topic\x1fpartition\x1fkey" -> keyq_t */
-    part_t *zombies;   /* revoked partitions with jobs still finishing */
-    size_t n_jobs;
-    size_t max_jobs;
-    bool paused;
-    bool ever_assigned;
-    size_t n_assigned;
-    double share;
-    bool stopping;
-    int64_t stop_deadline;
-    uint64_t rng;
-    stats_t stats;
-    int64_t next_stats_ms;
-    bool consumer_more;
-    json_object *batch_root; /* lent while a lookup batch's answer is handed out */
-    bool batch_root_pending; /* a lookup batch's answer is being handed out */
-    bool batch_429_seen;     /* ... and its 429 was already counted */
-    batch_t *batches;        /* lookup batches in flight */
-    zw_metrics_t *metrics;
-    zw_admin_t *admin;     /* NULL when admin.listen is "" */
-    bool oneshot;          /* `sync` command: no Kafka, one snapshot to a file */
-    job_t *oneshot_job;
-};
 
 static volatile sig_atomic_t signals_seen;
 static int signal_pipe[2] = {-1, -1};
@@ -334,6 +132,7 @@ static void tenant_fail_waiting(tenant_t *t, const char *cls, long http, const c
                                 const char *msg);
 static void pump_all(worker_t *w);
 static void job_submit(job_t *job);
+static void set_looking(job_t *job, bool looking);
 static void job_finish(job_t *job);
 static void job_retry_later(job_t *job, int64_t delay_ms);
 static void snapshot_record_acked(job_t *job, rd_kafka_resp_err_t err);
@@ -439,19 +238,19 @@ static void job_detach(job_t *job)
     }
     if (job->in_lane) {
         tenant_t *t = job->tenant;
-        job_t **pp = &t->lane_head[job->lane], *prev = NULL;
-        while (*pp && *pp != job) {
-            prev = *pp;
-            pp = &(*pp)->lane_next;
+        job_t *prev = NULL, *k = t->lane_head[job->lane];
+        while (k && k != job) {
+            prev = k;
+            k = k->lane_next;
         }
-        if (*pp) {
-            *pp = job->lane_next;
-            if (t->lane_tail[job->lane] == job)
-                t->lane_tail[job->lane] = prev;
-        }
+        if (k)
+            wk_lane_unlink(t, job, prev);
         job->in_lane = false;
         job->lane_next = NULL;
     }
+    if (job->bulk)
+        zw_bulk_forget(job);
+    set_looking(job, false);
 }
 
 /* ---- producing results and DLQ records ---- */
@@ -766,6 +565,8 @@ static void lane_push(tenant_t *t, job_t *job)
 {
     job->lane_next = NULL;
     job->in_lane = true;
+    job->bulk_op = zw_bulk_op_of(job);
+    zw_bulk_count(t, job, 1);
     if (t->lane_tail[job->lane])
         t->lane_tail[job->lane]->lane_next = job;
     else
@@ -784,7 +585,22 @@ static job_t *lane_pop(tenant_t *t, int lane)
         t->lane_tail[lane] = NULL;
     job->lane_next = NULL;
     job->in_lane = false;
+    zw_bulk_count(t, job, -1);
     return job;
+}
+
+/* Takes job out of its lane, prev being the job before it there (or NULL). */
+void wk_lane_unlink(tenant_t *t, job_t *job, job_t *prev)
+{
+    if (prev)
+        prev->lane_next = job->lane_next;
+    else
+        t->lane_head[job->lane] = job->lane_next;
+    if (t->lane_tail[job->lane] == job)
+        t->lane_tail[job->lane] = prev;
+    job->lane_next = NULL;
+    job->in_lane = false;
+    zw_bulk_count(t, job, -1);
 }
 
 static void send_request(job_t *job);
@@ -808,6 +624,8 @@ static void tenant_pump(tenant_t *t)
     worker_t *w = t->w;
     int64_t now = zw_loop_now_ms();
 
+    if (w->defer_pump)
+        return;
     if (t->cfg->auth_type == ZW_AUTH_OAUTH_CLIENT_CREDENTIALS && t->token_state != TOKEN_READY) {
         if (t->token_state == TOKEN_NONE)
             token_fetch(t);
@@ -821,14 +639,20 @@ static void tenant_pump(tenant_t *t)
     while (zw_loop_http_in_flight(w->loop) < (size_t)w->cfg->worker.max_in_flight) {
         int64_t lane_wait = -1;
         bool sent = false;
+        int bulk = zw_bulk_pump(t, now);
+
+        if (bulk < 0)
+            return;
+        if (bulk > 0)
+            continue;
 
         for (int k = 0; k < N_LANES && !sent; k++) {
             int lane = (t->next_lane + k) % N_LANES;
             zw_ratelimit_t *extra;
             int64_t wait;
 
-            if (!t->lane_head[lane])
-                continue;
+            if (!t->lane_head[lane] || zw_bulk_holds(t, t->lane_head[lane]))
+                continue; /* a bulk job takes it soon */
             wait = zw_ratelimit_take(t->budget, now);
             if (wait > 0) {
                 tenant_wake_in(t, wait);
@@ -1361,10 +1185,21 @@ static void sync_start(job_t *job)
 }
 
 /* Queues the job's next request on its tenant's lane. */
+/* Counts a job into or out of its tenant's events waiting for their lookup:
+ * the writes they will bring decide whether writes wait for a bulk job. */
+static void set_looking(job_t *job, bool looking)
+{
+    if (job->looking == looking || !job->tenant)
+        return;
+    job->looking = looking;
+    job->tenant->n_looking += looking ? 1 : -1;
+}
+
 static void job_submit(job_t *job)
 {
     tenant_t *t = job->tenant;
 
+    set_looking(job, !job->is_sync && !job->group_phase && !job->lookup_done);
     if (job->is_sync)
         job->lane = LANE_SYNC;
     else if (job->group_phase)
@@ -1432,15 +1267,7 @@ static void send_lookups(tenant_t *t)
         }
         len += (size_t)snprintf(url + len, cap - len, "%s%s", b->n ? "," : "", esc);
         free(esc);
-        /* Unlink from the lane. */
-        if (prev)
-            prev->lane_next = next;
-        else
-            t->lane_head[LANE_READ] = next;
-        if (t->lane_tail[LANE_READ] == job)
-            t->lane_tail[LANE_READ] = prev;
-        job->lane_next = NULL;
-        job->in_lane = false;
+        wk_lane_unlink(t, job, prev);
         b->jobs[b->n++] = job;
     }
     req = zw_http_new(&w->http, t->cfg->subdomain, "GET", url, NULL, t->authorization,
@@ -1726,6 +1553,7 @@ static void job_after_lookup(job_t *job, zw_http_t *req)
         return;
     }
     job->lookup_done = true;
+    set_looking(job, false);
     job->failures = 0; /* max_attempts counts per Zendesk call */
     job->user_id = job->plan.user_id;
     if (job->plan.fail_not_found) {
@@ -1932,14 +1760,21 @@ static void on_http_done(zw_http_t *req, void *arg)
     owner_kind_t kind = *(owner_kind_t *)req->owner;
     tenant_t *t = kind == OWNER_TENANT  ? (tenant_t *)req->owner
                   : kind == OWNER_BATCH ? ((batch_t *)req->owner)->tenant
+                  : kind == OWNER_BULK  ? ((bulk_t *)req->owner)->tenant
+                  : kind == OWNER_POLL  ? ((bulk_poll_t *)req->owner)->tenant
                                         : ((job_t *)req->owner)->tenant;
     curl_off_t us = 0;
     const char *endpoint;
 
+    /* Events this response moves on are pumped once, at the end: a batch's
+     * or a bulk job's events then reach their lanes together. */
+    w->defer_pump++;
     /* The metric's endpoint class follows the method (as operators read a
      * request log), not the rate bucket the request was under. */
     if (req->endpoint == ZW_ENDPOINT_OAUTH)
         endpoint = "oauth";
+    else if (req->endpoint == ZW_ENDPOINT_BULK)
+        endpoint = "bulk";
     else if (kind == OWNER_JOB && ((job_t *)req->owner)->is_sync)
         endpoint = "list";
     else if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0)
@@ -1955,6 +1790,14 @@ static void on_http_done(zw_http_t *req, void *arg)
     if (kind == OWNER_TENANT) {
         t = req->owner;
         token_done(t, req);
+    } else if (kind == OWNER_BULK || kind == OWNER_POLL) {
+        if (req->rl_remaining >= 0)
+            zw_ratelimit_observe(t->budget, zw_loop_now_ms(), req->rl_remaining, req->rl_limit,
+                                 req->rl_reset, w->share);
+        if (kind == OWNER_BULK)
+            zw_bulk_http_done(req);
+        else
+            zw_bulk_poll_done(t, req);
     } else if (kind == OWNER_BATCH) {
         batch_t *b = req->owner;
         if (req->rl_remaining >= 0)
@@ -1987,6 +1830,7 @@ static void on_http_done(zw_http_t *req, void *arg)
         job_http_done(job, req);
     }
     zw_http_destroy(req);
+    w->defer_pump--;
     pump_all(w);
 }
 
@@ -2496,6 +2340,9 @@ static int setup_tenants(worker_t *w, char *errstr, size_t errstr_size)
         t->kind = OWNER_TENANT;
         t->w = w;
         t->cfg = tc;
+        t->poll.kind = OWNER_POLL;
+        t->poll.tenant = t;
+        zw_bulk_setup(t);
         t->budget = zw_ratelimit_new(tc->plan_rpm, tc->plan_rpm / 12 > 1 ? tc->plan_rpm / 12 : 1,
                                      now);
         t->writes = zw_ratelimit_new(tc->single_write_per_minute,
@@ -2768,6 +2615,7 @@ static void worker_cleanup(worker_t *w)
     }
     for (size_t i = 0; w->tenants && i < w->n_tenants; i++) {
         tenant_t *t = &w->tenants[i];
+        zw_bulk_cleanup(t);
         zw_ratelimit_destroy(t->budget);
         zw_ratelimit_destroy(t->writes);
         zw_ratelimit_destroy(t->exports);
@@ -2910,4 +2758,41 @@ out:
     w->n_jobs = 0;
     worker_cleanup(w);
     return rc;
+}
+
+/* ---- for bulk.c ---- */
+
+void wk_job_submit(job_t *job)
+{
+    job_submit(job);
+}
+
+void wk_job_fail(job_t *job, const char *cls, long http, const char *code, const char *msg)
+{
+    job_fail(job, cls, http, code, msg);
+}
+
+void wk_job_person_done(job_t *job)
+{
+    job_person_done(job);
+}
+
+void wk_job_retry_later(job_t *job, int64_t delay_ms)
+{
+    job_retry_later(job, delay_ms);
+}
+
+bool wk_past_deadline(const job_t *job, int64_t extra_ms)
+{
+    return past_deadline(job, extra_ms);
+}
+
+void wk_record_request_id(job_t *job, const zw_http_t *req)
+{
+    record_request_id(job, req);
+}
+
+void wk_tenant_wake_in(tenant_t *t, int64_t wait_ms)
+{
+    tenant_wake_in(t, wait_ms);
 }
