@@ -366,9 +366,24 @@ static void send_poll(tenant_t *t)
 }
 
 /* Whether a bulk job of op could go now, budget aside. */
+/* Until an account has accepted a bulk create, one probes it at a time: a
+ * burst must not send twenty to learn once that bulk import is off. */
+static bool create_probe_in_flight(const tenant_t *t)
+{
+    if (t->bulk_create_proven)
+        return false;
+    for (const bulk_t *b = t->bulk_head; b; b = b->next)
+        if (b->op == BULK_CREATE_OR_UPDATE && !b->zid[0])
+            return true;
+    return false;
+}
+
 static bool op_can_go(const tenant_t *t, bulk_op_t op, int64_t now)
 {
     int min = t->w->cfg->worker.bulk_min_items;
+
+    if (op == BULK_CREATE_OR_UPDATE && create_probe_in_flight(t))
+        return false;
 
     /* Enough work counts the events still being looked up: their writes
      * are on their way. */
@@ -574,6 +589,8 @@ void zw_bulk_http_done(zw_http_t *req)
                 strlen(id)) {
             snprintf(b->zid, sizeof(b->zid), "%s", id);
             json_object_put(root);
+            if (b->op == BULK_CREATE_OR_UPDATE)
+                t->bulk_create_proven = true;
             b->opened_ms = now;
             if (t->poll_due < now)
                 t->poll_due = now + w->cfg->worker.bulk_poll_ms;

@@ -105,6 +105,7 @@ struct tenant_s {
     bulk_t *bulk_head;            /* jobs being submitted or open at Zendesk */
     int n_bulk;
     int bulk_next_op;             /* ops take turns */
+    bool bulk_create_proven;      /* a create_or_update_many was accepted */
     bool bulk_create_refused;     /* 403 on create_or_update_many: single calls */
     int64_t bulk_create_retry_at; /* when to try bulk create again; 0 = never */
     bool bulk_off;                /* 403 on job_statuses: no bulk at all */
