@@ -43,6 +43,14 @@ def single_writes(log):
     return out
 
 
+def all_created(env, inputs, timeout=60):
+    """Waits for every input's result and asserts each is succeeded/created."""
+    results = env.wait_results(inputs, timeout=timeout)
+    for inp in inputs:
+        assert_outcome(only(results, inp), "succeeded", "created", inp)
+    return results
+
+
 def job_statuses(env, sub="acme"):
     return env.sim.api(sub, "GET", "/api/v2/job_statuses")["job_statuses"]
 
@@ -141,9 +149,7 @@ def test_bulk_import_refused_falls_back_to_single_calls(make_env):
     env.start_worker(worker={"bulk_min_items": 5, "bulk_poll_ms": 200,
                              "bulk_refused_retry_ms": 4000})
     first = env.send([joiner("acme", f"R{i:02d}") for i in range(40)])
-    res1 = env.wait_results(first)
-    for inp in first:
-        assert_outcome(only(res1, inp), "succeeded", "created", inp)
+    all_created(env, first)
     log = env.sim.requests("acme")
     refused = bulk_requests(log, "/api/v2/users/create_or_update_many")
     assert [r["status"] for r in refused] == [403], by_endpoint(log)
@@ -156,9 +162,7 @@ def test_bulk_import_refused_falls_back_to_single_calls(make_env):
     env.sim.clear_requests("acme")
     time.sleep(4.5)
     second = env.send([joiner("acme", f"S{i:02d}") for i in range(40)])
-    res2 = env.wait_results(second)
-    for inp in second:
-        assert_outcome(only(res2, inp), "succeeded", "created", inp)
+    all_created(env, second)
     log = env.sim.requests("acme")
     cou = bulk_requests(log, "/api/v2/users/create_or_update_many")
     assert cou and all(r["status"] == 200 for r in cou), by_endpoint(log)
@@ -182,9 +186,7 @@ def test_jobs_cap_too_many_jobs_is_a_rate_limit(make_env):
     inputs = env.send([joiner("acme", f"C{i:03d}") for i in range(400)])
     env.start_worker(worker={"bulk_min_items": 10, "bulk_poll_ms": 200},
                      tenant_over={"acme": {"single_user_write_rpm": 60}})
-    results = env.wait_results(inputs, timeout=180)
-    for inp in inputs:
-        assert_outcome(only(results, inp), "succeeded", "created", inp)
+    all_created(env, inputs, timeout=180)
     log = env.sim.requests("acme")
     cou = bulk_requests(log, "/api/v2/users/create_or_update_many")[2:]  # the worker's
     statuses = Counter(r["status"] for r in cou)
@@ -209,9 +211,7 @@ def test_jobs_cap_from_config_avoids_too_many_jobs(make_env):
     env.start_worker(worker={"bulk_min_items": 10, "bulk_poll_ms": 200},
                      tenant_over={"acme": {"max_jobs": 2, "single_user_write_rpm": 60}})
     inputs = env.send([joiner("acme", f"K{i:03d}") for i in range(300)])
-    results = env.wait_results(inputs, timeout=180)
-    for inp in inputs:
-        assert_outcome(only(results, inp), "succeeded", "created", inp)
+    all_created(env, inputs, timeout=180)
     cou = bulk_requests(env.sim.requests("acme"), "/api/v2/users/create_or_update_many")
     assert cou and all(r["status"] == 200 for r in cou), Counter(r["status"] for r in cou)
     env.stop_worker(env.workers[0])
@@ -319,9 +319,7 @@ def test_oauth_tenant_needs_read_scope_for_bulk(make_env):
                          "type": "oauth_client_credentials", "client_id": "zw",
                          "client_secret_file": str(env.secrets_dir / "globex-secret"),
                          "scope": "read users:write"}}})
-    results = env.wait_results(inputs)
-    for inp in inputs:
-        assert_outcome(only(results, inp), "succeeded", "created", inp)
+    all_created(env, inputs)
     log = env.sim.requests("globex")
     cou = bulk_requests(log, "/api/v2/users/create_or_update_many")
     polls = [r for r in log if r["path"].startswith("/api/v2/job_statuses")]
@@ -334,9 +332,7 @@ def test_oauth_tenant_needs_read_scope_for_bulk(make_env):
     more = env.send([joiner("globex", f"U{i:02d}") for i in range(30)])
     env.sim.clear_requests("globex")
     w = env.start_worker(worker={"bulk_min_items": 10, "bulk_poll_ms": 200})
-    results = env.wait_results(more)
-    for inp in more:
-        assert_outcome(only(results, inp), "succeeded", "created", inp)
+    all_created(env, more)
     log = env.sim.requests("globex")
     assert not bulk_requests(log) and len(single_writes(log)) == 30, by_endpoint(log)
     warn = [ln for ln in w.tail(100000).splitlines() if "bulk jobs off for this tenant" in ln]
