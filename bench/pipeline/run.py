@@ -12,6 +12,10 @@ SCENARIO is one of:
               tenant's sustained rate as % of budget, share of 429s, slowdown of the other nine.
   writelimit  one tenant, realistic single-user write limit (sim default 1 write/s), worker
               default single_user_write_rpm=60. events/s and 429s.
+  bulk10k     one tenant with Enterprise limits (700 rpm, 1 single-user write/s, 30 jobs,
+              bulk import on, jobs queued 1 s then 100 ms per user): 10,000 joiners through
+              the bulk path, then a sample with bulk off (single calls) whose rate is
+              extrapolated to 10,000. Both times and their ratio.
 
 Every run prints a table of figures with the ratio to each target. Nothing asserts a timing:
 the exit status is non-zero only when a run could not complete (deadline, worker crash).
@@ -241,7 +245,7 @@ class Results(threading.Thread):
 # ---------------------------------------------------------------- the worker process
 
 def write_config(path, topics, sim_addr, workdir, tenants, run_id, max_in_flight=512,
-                 log_level="warn"):
+                 log_level="warn", worker_extra=""):
     """tenants: list of (subdomain, plan_rpm, single_user_write_rpm or None)."""
     parts = []
     for sub, rpm, wrpm in tenants:
@@ -256,7 +260,7 @@ def write_config(path, topics, sim_addr, workdir, tenants, run_id, max_in_flight
             dead_letter = "{topics.dlq}"; sync = "{topics.sync}"; snapshots = "{topics.snapshots}"; }}; }};
 zendesk: {{ base_url = "http://{{subdomain}}.zendesk.test"; connect_to = "{sim_addr}"; timeout_ms = 10000;
   tenants = ( {", ".join(parts)} ); }};
-worker: {{ max_in_flight = {max_in_flight}; shutdown_timeout_ms = 5000; }};
+worker: {{ max_in_flight = {max_in_flight}; shutdown_timeout_ms = 5000; {worker_extra} }};
 admin: {{ listen = ""; }};
 log: {{ level = "{log_level}"; format = "json"; }};
 """
@@ -383,7 +387,7 @@ def peak_concurrency(times_ms, window_ms):
 # ---------------------------------------------------------------- scenarios
 
 def run_pipeline(a, sim, scenario, tenants_cfg, per_tenant, deadline_s, wait_tenants=None,
-                 max_in_flight=512, label=None):
+                 max_in_flight=512, label=None, worker_extra=""):
     """Creates topics, pre-produces joiners, starts the worker, waits for results.
     Returns a dict of raw measurements. wait_tenants: only wait for these tenants' results."""
     run_id = f"{int(time.time())}-{uuid.uuid4().hex[:6]}"
@@ -397,7 +401,8 @@ def run_pipeline(a, sim, scenario, tenants_cfg, per_tenant, deadline_s, wait_ten
     results = Results(a.bootstrap, topics.results, run_id)
     results.start()
     cfg = os.path.join(a.workdir, f"worker-{label}.cfg")
-    write_config(cfg, topics, a.sim, a.workdir, tenants_cfg, run_id, max_in_flight, a.log_level)
+    write_config(cfg, topics, a.sim, a.workdir, tenants_cfg, run_id, max_in_flight, a.log_level,
+                 worker_extra)
     worker = Worker(a.worker, cfg, os.path.join(a.workdir, f"worker-{label}.log"))
     want_subs = wait_tenants or subs
     want = per_tenant * len(want_subs)
@@ -637,8 +642,61 @@ def scenario_writelimit(a, sim):
     return r["complete"]
 
 
+ENTERPRISE = {"limits_enabled": True, "rpm": 700, "user_write_per_sec": 1,
+              "user_write_per_user_min": 5, "max_jobs": 30}
+JOB_SPEED = {"bulk_import": True, "job_queue_ms": 1000, "job_item_ms": 100}
+
+
+def scenario_bulk10k(a, sim):
+    n = a.events or 10000
+    sample = a.baseline_events
+
+    def setup():
+        sim.reset()
+        sim.limits("t0", **ENTERPRISE)
+        sim.call("PATCH", "/__sim/accounts/t0", JOB_SPEED)
+        sim.clear_log("t0")
+
+    setup()
+    r = run_pipeline(a, sim, "bulk10k", [("t0", 700, None)], n, a.deadline or 900,
+                     label="bulk10k-bulk")
+    wall, steady, first = common_rows(r)
+    reqs = sim.request_log("t0")
+    tot, by = sim_status_counts(sim, ["t0"])
+    by_ep = {}
+    for q in reqs:
+        by_ep[q["endpoint"]] = by_ep.get(q["endpoint"], 0) + 1
+    print_outcomes(r, (tot, by))
+    print("sim requests by endpoint (last 10,000 kept): " +
+          ", ".join(f"{k}={v}" for k, v in sorted(by_ep.items())))
+
+    setup()
+    b = run_pipeline(a, sim, "bulk10k", [("t0", 700, None)], sample, a.deadline or 900,
+                     label="bulk10k-single", worker_extra="bulk_min_items = 0;")
+    bwall, bsteady, _ = common_rows(b)
+    single_rate = b["got"] / bwall if bwall else None
+    single_10k_s = n / single_rate if single_rate else None
+    print_outcomes(b, sim_status_counts(sim, ["t0"]))
+
+    table(f"bulk10k: {n} joiners, one tenant, Enterprise limits "
+          f"({', '.join(f'{k}={v}' for k, v in ENTERPRISE.items())}), jobs "
+          f"{JOB_SPEED['job_queue_ms']} ms queued + {JOB_SPEED['job_item_ms']} ms/user", [
+        ("bulk path: worker start -> last result", wall, "s", "< 120", 120 / wall if wall else None),
+        ("bulk path: events/s (start -> last)", n / wall if wall else None, "ev/s", "", None),
+        ("bulk path: first result after", first, "s", "", None),
+        (f"single calls: events/s over a {sample}-event sample", single_rate, "ev/s", "", None),
+        (f"single calls: {n} events, extrapolated", single_10k_s, "s",
+         "~10,000 (167 min)", None),
+        ("speed-up, single / bulk", single_10k_s / wall if wall and single_10k_s else None,
+         "x", "", None),
+        ("requests answered 429 (bulk run)", by.get("429", 0), "", "", None),
+    ])
+    return r["complete"] and b["complete"]
+
+
 SCENARIOS = {"instant": scenario_instant, "latency200": scenario_latency200,
-             "tenants10": scenario_tenants10, "writelimit": scenario_writelimit}
+             "tenants10": scenario_tenants10, "writelimit": scenario_writelimit,
+             "bulk10k": scenario_bulk10k}
 
 
 def main():
@@ -656,6 +714,8 @@ def main():
     ap.add_argument("--log-level", default="warn", choices=["debug", "info", "warn", "error"],
                     help="worker log level (info logs every event, which costs CPU; it also adds "
                          "10 s progress lines with in_flight)")
+    ap.add_argument("--baseline-events", type=int, default=120,
+                    help="bulk10k: events in the single-call sample (its rate is extrapolated)")
     ap.add_argument("--rpm", type=int, default=600, help="tenants10: each account's budget")
     ap.add_argument("--skip", type=float, default=10.0, help="tenants10: seconds of a tenant's start burst left out of the steady rate")
     ap.add_argument("--t9-worker-rpm", type=int, default=0,

@@ -4,7 +4,7 @@
 #
 #   bench/pipeline/run.sh [SCENARIO...] [-- RUN.PY OPTIONS]
 #
-# SCENARIO: instant, latency200, tenants10, writelimit (default: all four, in that order).
+# SCENARIO: instant, latency200, tenants10, writelimit, bulk10k (default: all five, in that order).
 # Options after `--` go to every run.py call (e.g. `-- --events 5000`; see run.py --help).
 #
 # Environment: ZW_BUILD_DIR (default build-bench: cmake -S . -B build-bench -G Ninja
@@ -29,12 +29,12 @@ extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --) shift; extra=("$@"); break ;;
-        instant|latency200|tenants10|writelimit) scenarios+=("$1"); shift ;;
+        instant|latency200|tenants10|writelimit|bulk10k) scenarios+=("$1"); shift ;;
         -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown scenario '$1'" >&2; exit 64 ;;
     esac
 done
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(instant latency200 tenants10 writelimit)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(instant latency200 tenants10 writelimit bulk10k)
 
 bench_check_binaries
 
