@@ -55,46 +55,59 @@ def job_statuses(env, sub="acme"):
     return env.sim.api(sub, "GET", "/api/v2/job_statuses")["job_statuses"]
 
 
-def test_burst_of_joiners_and_leavers_goes_through_bulk(make_env):
+def test_burst_of_joiners_movers_and_leavers_goes_through_bulk(make_env):
+    """Joiners into create_or_update_many, movers (each its own change) into update_many with
+    a users array, leavers (downgrade + suspend, one change) into update_many?ids=, leavers
+    to delete into destroy_many; each event gets its own result."""
     env = make_env(partitions=3)
     enable_bulk(env)
-    seeded = {f"L{i:02d}": env.sim.seed_user("acme", f"L{i:02d}", role="agent") for i in range(30)}
+    seeded = {f"L{i:02d}": env.sim.seed_user("acme", f"L{i:02d}", role="agent") for i in range(40)}
     env.sim.clear_requests("acme")
     joiners = [joiner("acme", f"B{i:03d}", "agent" if i % 4 == 0 else "end-user",
                       tags=[f"t{i}"]) for i in range(150)]
-    leavers = [event("leaver", "acme", ext) for ext in seeded]
+    downgrades = [event("leaver", "acme", f"L{i:02d}") for i in range(15)]
+    deletes = [event("leaver", "acme", f"L{i:02d}", leaver="delete") for i in range(15, 30)]
+    movers = [event("mover", "acme", f"L{i:02d}", {"name": f"Moved L{i:02d}", "tags": [f"m{i}"]})
+              for i in range(30, 40)]
+    inputs = env.send(joiners + downgrades + deletes + movers)  # a backlog
     env.start_worker(worker={"bulk_min_items": 10, "bulk_poll_ms": 200})
-    inputs = env.send(joiners + leavers)
     results = env.wait_results(inputs, timeout=120)
 
     users = env.sim.users_by_ext("acme")
-    for inp in inputs[:len(joiners)]:
+    expect = ["created"] * len(joiners) + ["downgraded"] * 15 + ["deleted"] * 15 + ["updated"] * 10
+    for inp, outcome in zip(inputs, expect):
         res = only(results, inp)
-        assert_outcome(res, "succeeded", "created", inp)
-        u = one_active(users, inp.event["person"]["external_id"])
-        assert res["zendesk_user_id"] == u["id"], (res, u)
-        assert u["role"] == inp.event["person"]["role"] and u["tags"] == inp.event["person"]["tags"]
+        assert_outcome(res, "succeeded", outcome, inp)
         assert res["error"] is None and res["zendesk_request_ids"], res
-    for inp in inputs[len(joiners):]:
-        res = only(results, inp)
-        assert_outcome(res, "succeeded", "downgraded", inp)
-        u = one_active(users, inp.event["person"]["external_id"])
-        assert res["zendesk_user_id"] == u["id"] == seeded[inp.event["person"]["external_id"]]["id"]
-        assert u["role"] == "end-user" and u["suspended"] is True, u
+        ext = inp.event["person"]["external_id"]
+        if outcome == "deleted":
+            assert not [u for u in users.get(ext.lower(), []) if u["active"]], users.get(ext.lower())
+            assert res["zendesk_user_id"] == seeded[ext]["id"], res
+            continue
+        u = one_active(users, ext)
+        assert res["zendesk_user_id"] == u["id"], (res, u)
+        if outcome == "created":
+            assert (u["role"], u["tags"]) == (inp.event["person"]["role"], inp.event["person"]["tags"])
+        elif outcome == "downgraded":
+            assert u["id"] == seeded[ext]["id"] and (u["role"], u["suspended"]) == ("end-user", True), u
+        else:
+            assert (u["name"], u["tags"]) == (inp.event["person"]["name"], inp.event["person"]["tags"]), u
 
     log = env.sim.requests("acme")
     cou = bulk_requests(log, "/api/v2/users/create_or_update_many")
     upd = bulk_requests(log, "/api/v2/users/update_many")
-    assert cou and all(r["status"] == 200 for r in cou), by_endpoint(log)
-    assert upd and all(r["status"] == 200 for r in upd), by_endpoint(log)
+    dst = bulk_requests(log, "/api/v2/users/destroy_many")
+    for reqs in (cou, upd, dst):
+        assert reqs and all(r["status"] == 200 for r in reqs), by_endpoint(log)
     singles = single_writes(log)
-    # Single calls only for the tail under the threshold, never for most of the burst.
-    assert len(singles) < 30, f"{len(singles)} single writes: {by_endpoint(log)}"
-    assert len(cou) + len(upd) <= 30, f"too many bulk requests: {by_endpoint(log)}"
+    assert len(singles) <= 2, f"{len(singles)} single writes: {by_endpoint(log)}"
+    assert len(cou) + len(upd) + len(dst) <= 12, f"too many bulk requests: {by_endpoint(log)}"
     polls = [r for r in log if r["path"].startswith("/api/v2/job_statuses")]
     assert polls, "the worker never polled job_statuses"
     jobs = job_statuses(env)
     assert all(j["status"] == "completed" for j in jobs), jobs
+    types = Counter(j["job_type"] for j in jobs)
+    assert set(types) == {"bulk_create_or_update_users", "bulk_update_users", "bulk_delete_users"}, types
     assert sum(j["total"] for j in jobs) + len(singles) == len(inputs), (len(jobs), len(singles))
     env.stop_worker(env.workers[0])
     env.assert_commits_at_end()
