@@ -80,6 +80,11 @@ static void print_summary(const zw_config_t *c)
     }
     printf("  worker: max_in_flight %d, max_attempts %d%s\n", c->worker.max_in_flight,
            c->worker.max_attempts, c->worker.dry_run ? ", DRY RUN" : "");
+    if (c->worker.bulk_min_items > 0)
+        printf("  bulk: from %d waiting writes per tenant, linger %d ms, poll %d ms\n",
+               c->worker.bulk_min_items, c->worker.bulk_linger_ms, c->worker.bulk_poll_ms);
+    else
+        printf("  bulk: off (single calls only)\n");
 }
 
 /* Validates each file as a provisioning request, one line per file. */
