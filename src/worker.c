@@ -2060,6 +2060,10 @@ static void consume_some(worker_t *w)
     rd_kafka_message_t *m;
 
     w->consumer_more = false;
+    /* The events of one poll reach their lanes first, then go out together:
+     * their lookups share show_many requests (up to 100 ids) instead of
+     * leaving one by one as each arrives. */
+    w->defer_pump++;
     while ((m = rd_kafka_consumer_poll(w->consumer, 0))) {
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -2077,6 +2081,8 @@ static void consume_some(worker_t *w)
         if (w->n_jobs >= w->max_jobs)
             backpressure(w);
     }
+    w->defer_pump--;
+    pump_all(w);
     backpressure(w);
 }
 

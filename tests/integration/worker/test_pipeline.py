@@ -138,14 +138,15 @@ def test_every_event_type_and_leaver_policy(make_env):
         assert set(users) == expect_ext[sub], (sub, sorted(users))
         assert all(len(v) == 1 for v in users.values()), users
 
-    # One lookup per event and exactly one write per event that changed something;
-    # every Zendesk request id a result names is one the simulator answered.
+    # At most one lookup per event (events waiting together share one show_many) and
+    # exactly one write per event that changed something; every Zendesk request id a
+    # result names is one the simulator answered.
     for sub in ("acme", "globex", "initech"):
         log = env.sim.requests(sub)
         sub_inputs = [(inp, o) for inp, (ev, o) in zip(inputs, plan) if ev["tenant"] == sub]
         lookups = [r for r in log if r["endpoint"] == "GET /api/v2/users/show_many"]
         writes = user_writes(log)
-        assert len(lookups) == len(sub_inputs), (sub, Counter(r["endpoint"] for r in log))
+        assert 1 <= len(lookups) <= len(sub_inputs), (sub, Counter(r["endpoint"] for r in log))
         assert len(writes) == sum(o in CHANGING for _, o in sub_inputs), \
             (sub, [(r["method"], r["path"], r["status"]) for r in writes])
         known = {r["request_id"] for r in log}
