@@ -710,7 +710,7 @@ static void load_tenants(ctx_t *ctx, zw_config_t *c, config_setting_t *zendesk)
         get_int(ctx, g, path, "plan_rpm", false, 700, 1, 1000000, &t->plan_rpm);
         get_int(ctx, g, path, "single_user_write_rpm", false, 60, 1, 1000000,
                 &t->single_write_per_minute);
-        get_int(ctx, g, path, "max_jobs", false, 30, 1, 1000, &t->max_jobs);
+        get_int(ctx, g, path, "max_jobs", false, 30, 1, 100, &t->max_jobs); /* one poll lists 100 */
         get_string(ctx, g, path, "leaver_policy", false, "downgrade_suspend", &policy);
         if (!ctx->failed && zw_leaver_policy_parse(policy, &t->leaver_policy) != 0) {
             char key[KEY_PATH_MAX];
