@@ -314,6 +314,7 @@ static bool bulk_send(tenant_t *t, bulk_op_t op)
         return false;
     }
     w->stats.http_requests++;
+    b->token_gen = t->token_gen;
     for (size_t i = 0; i < b->n; i++) {
         b->jobs[i]->token_gen = t->token_gen;
         if (b->jobs[i]->attempts == 0)
@@ -569,6 +570,7 @@ void zw_bulk_http_done(zw_http_t *req)
     zw_class_t cls = zw_retry_classify(req->status, req->curl_code);
     int64_t now = zw_loop_now_ms();
     const char *op = OP_NAMES[b->op];
+    bulk_op_t b_op = b->op; /* b is freed before its events go back in line */
     job_t *jobs[BULK_MAX_ITEMS];
     size_t n;
     char code[64], msg[300];
@@ -612,8 +614,8 @@ void zw_bulk_http_done(zw_http_t *req)
         refuse_bulk(t, req, now, false);
     else if (cls == ZW_CLASS_RATE_LIMITED)
         rate_limited(t, req, now);
-    else if (cls == ZW_CLASS_AUTH && req->status == 401 && b->n && b->jobs[0])
-        token_refused(t, b->jobs[0]->token_gen);
+    else if (cls == ZW_CLASS_AUTH && req->status == 401)
+        token_refused(t, b->token_gen);
     n = bulk_take(b, jobs);
     for (size_t i = 0; i < n; i++) {
         job_t *job = jobs[i];
@@ -622,8 +624,12 @@ void zw_bulk_http_done(zw_http_t *req)
 
         if (renew)
             job->auth_retried = true;
-        if (cls == ZW_CLASS_RATE_LIMITED || renew ||
-            (cls == ZW_CLASS_AUTH && req->status == 403 && t->bulk_create_refused)) {
+        if (cls == ZW_CLASS_RATE_LIMITED && wk_past_deadline(job, 0)) {
+            wk_job_fail(job, "rate_limited", 429, "APIRateLimitExceeded",
+                        "still rate limited when the retry deadline passed");
+        } else if (cls == ZW_CLASS_RATE_LIMITED || renew ||
+                   (cls == ZW_CLASS_AUTH && req->status == 403 &&
+                    b_op == BULK_CREATE_OR_UPDATE)) {
             /* Back in line: the lane waits out the block, or goes single. */
             job->attempts++;
             wk_job_submit(job);

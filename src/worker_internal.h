@@ -288,6 +288,7 @@ struct bulk_s {
     char zid[64];                /* Zendesk's job id once accepted; "" while submitting */
     int missing;                 /* polls that did not list it */
     bool polled;                 /* asked for in the poll in flight */
+    unsigned token_gen;          /* the token its request carried */
     int64_t opened_ms;
     bulk_t *prev, *next;         /* the tenant's bulk jobs */
 };

@@ -352,3 +352,33 @@ def test_oauth_tenant_needs_read_scope_for_bulk(make_env):
     assert len(warn) == 1 and '"tenant":"globex"' in warn[0], warn
     env.stop_worker(w)
     env.assert_commits_at_end()
+
+
+def test_bulk_requests_that_fail_are_retried(make_env):
+    """A 429 with Retry-After and a 503 on the bulk request, and a failing and a dropped
+    job-status poll: the worker waits, retries and polls again; every event succeeds once."""
+    env = make_env(partitions=2)
+    enable_bulk(env)
+    env.sim.add_script("acme", [
+        {"method": "POST", "path": "/api/v2/users/create_or_update_many", "count": 1,
+         "status": 429, "headers": {"Retry-After": "1"}, "body": "Rate limit exceeded"},
+        {"method": "POST", "path": "/api/v2/users/create_or_update_many", "count": 1,
+         "status": 503, "body": {"error": "DatabaseTimeout", "description": "timeout"}},
+        {"method": "GET", "path": "/api/v2/job_statuses*", "count": 1, "status": 500,
+         "body": {"error": "InternalServerError"}},
+        {"method": "GET", "path": "/api/v2/job_statuses*", "count": 1, "action": "drop"},
+    ])
+    inputs = env.send([joiner("acme", f"T{i:02d}") for i in range(50)])
+    env.start_worker(worker={"bulk_min_items": 10, "bulk_poll_ms": 200})
+    results = all_created(env, inputs, timeout=90)
+    log = env.sim.requests("acme")
+    cou = Counter(r["status"] for r in bulk_requests(log, "/api/v2/users/create_or_update_many"))
+    assert cou[429] == 1 and cou[503] == 1 and cou[200] >= 1, cou
+    polls = Counter(r["status"] for r in log if r["path"].startswith("/api/v2/job_statuses"))
+    assert polls[500] == 1 and polls[0] == 1 and polls[200] >= 1, polls
+    # The 429 is a wait, not a failure: the rest of the burst waited at least its second.
+    assert max(only(results, inp)["attempts"] for inp in inputs) > 1
+    users = env.sim.users_by_ext("acme")
+    assert len(users) == 50 and all(len(v) == 1 for v in users.values())
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
