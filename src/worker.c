@@ -1,8 +1,10 @@
 /* The provisioning pipeline. One thread runs the loop (loop.c) and owns the
  * consumer, the producer and curl. The path of one event:
  *   consume -> parse and validate -> wait for its key's turn -> per tenant
- *   lane, wait for the rate budget -> look the person up -> plan -> write
- *   (or not) -> classify, retry after a timer if needed -> produce the
+ *   lane, wait for the rate budget -> look the person up (lookups waiting
+ *   together share one show_many) -> plan -> write (or not; alone, or with
+ *   others in a bulk job, see bulk.c) -> classify, retry after a timer if
+ *   needed -> produce the
  *   result -> when the broker acks it, mark the offset done and store the
  *   partition's contiguous done prefix (librdkafka commits what is stored).
  * Bad input becomes a failed result plus a DLQ record; the partition moves on. */
