@@ -1670,6 +1670,22 @@ static void job_http_done(job_t *job, zw_http_t *req)
         w->stats.rate_limited++;
         zw_metrics_rate_limited(w->metrics, t->cfg->subdomain, (double)wait / 1000.0);
         zw_metrics_retry(w->metrics, t->cfg->subdomain, "rate_limited");
+        /* A write refused because this person had their five writes this
+         * minute: only this event waits, everyone else goes on. */
+        if (req->endpoint == ZW_ENDPOINT_WRITE && req->user_writes_remaining == 0) {
+            ZW_LOG(ZW_LOG_INFO, "person's write limit reached, waiting",
+                   ZW_LF_STR("tenant", t->cfg->subdomain), ZW_LF_INT("retry_after_ms", wait),
+                   ZW_LF_STR("event_id", job->event_id));
+            if (past_deadline(job, wait)) {
+                job_fail(job, "rate_limited", 429, "APIRateLimitExceeded",
+                         "the person's write limit still held when the retry deadline passed");
+                return;
+            }
+            job->attempts++;
+            job->timer = zw_timers_add(zw_loop_timers(w->loop), zw_loop_now_ms() + wait,
+                                       job_retry_timer, job);
+            return;
+        }
         /* A write refused while the account still has budget hit the
          * single-user write limit: stop only the tenant's writes. */
         if (req->endpoint == ZW_ENDPOINT_WRITE && req->rl_remaining > 0)

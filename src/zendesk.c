@@ -123,6 +123,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
     if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
         req->rl_limit = req->rl_remaining = req->rl_reset = -1;
         req->jobs_total = req->jobs_remaining = req->jobs_reset = -1;
+        req->user_writes_remaining = -1;
         req->retry_after[0] = '\0';
         return len;
     }
@@ -149,9 +150,15 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
         req->rl_reset = parse_long(value);
         return len;
     }
-    if (header_value(line, len, "zendesk-ratelimit-inflight-jobs", value, sizeof(value)))
+    if (header_value(line, len, "zendesk-ratelimit-inflight-jobs", value, sizeof(value))) {
         zw_zendesk_parse_endpoint_limit(value, &req->jobs_total, &req->jobs_remaining,
                                         &req->jobs_reset);
+        return len;
+    }
+    if (header_value(line, len, "zendesk-ratelimit-create-update-user", value, sizeof(value))) {
+        long total, resets;
+        zw_zendesk_parse_endpoint_limit(value, &total, &req->user_writes_remaining, &resets);
+    }
     return len;
 }
 
@@ -185,6 +192,7 @@ zw_http_t *zw_http_new(const zw_http_settings_t *s, const char *subdomain, const
         goto oom;
     req->rl_limit = req->rl_remaining = req->rl_reset = -1;
     req->jobs_total = req->jobs_remaining = req->jobs_reset = -1;
+    req->user_writes_remaining = -1;
     req->owner = owner;
     req->endpoint = endpoint;
     snprintf(req->method, sizeof(req->method), "%s", method);

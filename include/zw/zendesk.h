@@ -44,6 +44,8 @@ typedef struct zw_http_s {
     long rl_limit, rl_remaining, rl_reset; /* -1 when absent */
     /* zendesk-ratelimit-inflight-jobs: total=N; remaining=N; resets=S (-1 when absent) */
     long jobs_total, jobs_remaining, jobs_reset;
+    /* zendesk-ratelimit-create-update-user: the target person's writes left this minute */
+    long user_writes_remaining;
     char errbuf[CURL_ERROR_SIZE];
     void *owner;         /* lent: whoever waits for this response */
     struct zw_http_s *loop_prev, *loop_next; /* the loop's in-flight list */

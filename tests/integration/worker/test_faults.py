@@ -94,6 +94,43 @@ def test_5xx_conflicts_drops_and_hangs_lose_nothing(make_env):
     env.assert_commits_at_end()
 
 
+def test_one_persons_write_limit_does_not_stall_the_others(make_env):
+    """Zendesk allows five writes a minute per person. The sixth for one person is refused
+    with 429 and zendesk-ratelimit-create-update-user remaining=0: that event waits out the
+    Retry-After; the tenant's other writes go on meanwhile."""
+    env = make_env(partitions=1)
+    env.sim.ctl("PUT", "/accounts/acme/limits", {"limits_enabled": True, "rpm": 0,
+                                                 "user_write_per_sec": 0,
+                                                 "user_write_per_user_min": 5})
+    env.sim.seed_user("acme", "W00")
+    env.start_worker(worker={"bulk_min_items": 0})
+    env.sim.ctl("POST", "/clock", {"align_minute": True})
+    first = env.send([event("mover", "acme", "W00", {"name": f"Name {k}"}) for k in range(5)])
+    res1 = env.wait_results(first)
+    for inp in first:
+        assert_outcome(only(res1, inp), "succeeded", "updated", inp)
+    # 55 s into the simulator's minute: the sixth write waits about 5 s, not a minute.
+    env.sim.ctl("POST", "/clock", {"advance_s": 55})
+    sixth = env.send([event("mover", "acme", "W00", {"name": "Name 5"})])[0]
+    others = env.send([joiner("acme", f"W{i:02d}") for i in range(1, 21)])
+    results = env.wait_results([sixth] + others, timeout=60)
+    res6 = only(results, sixth)
+    assert_outcome(res6, "succeeded", "updated", sixth)
+    assert res6["attempts"] >= 2, res6
+    for inp in others:
+        assert_outcome(only(results, inp), "succeeded", "created", inp)
+    last_other = max(r.timestamp_ms for inp in others for r in results[inp])
+    sixth_at = results[sixth][0].timestamp_ms
+    assert last_other < sixth_at - 1000, \
+        f"the others finished {sixth_at - last_other} ms before the waiting person: they waited too"
+    log = env.sim.requests("acme")
+    refused = [r for r in log if r["status"] == 429]
+    assert len(refused) == 1, Counter(r["status"] for r in log)
+    assert one_active(env.sim.users_by_ext("acme"), "W00")["name"] == "Name 5"
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
+
+
 def test_oauth_token_expiry_mid_run(make_env):
     env = make_env(partitions=3)
     first = [joiner("globex", f"O{i:02d}", "agent") for i in range(20)]
