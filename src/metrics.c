@@ -785,22 +785,6 @@ static void histogram(out_t *o, const char *name, const char *key, const char *v
     value_u64(&s, cumulative);
 }
 
-/* A counter family with one tenant label and nothing else. */
-static void per_tenant_counter(out_t *o, const zw_metrics_t *m, const state_t *st, const char *name,
-                               const char *help, size_t u_off)
-{
-    family(o, name, "counter", help);
-    for (size_t te = 0; te < m->n_slots; te++) {
-        sample_t s;
-
-        if (!st->u[u_off + te])
-            continue;
-        s = sample(o, name, "");
-        label(&s, "tenant", m->tenants[te]);
-        value_u64(&s, st->u[u_off + te]);
-    }
-}
-
 /* A gauge family with one tenant label; NaN means never set. */
 static void per_tenant_gauge(out_t *o, const zw_metrics_t *m, const state_t *st, const char *name,
                              const char *help, size_t d_off)
@@ -891,44 +875,59 @@ static void render_events(out_t *o, const zw_metrics_t *m, const state_t *st)
     }
 }
 
-/* A [tenant][op][kind] counter family, only the series that counted. */
-static void per_tenant_op_counter(out_t *o, const zw_metrics_t *m, const state_t *st,
-                                  const char *name, const char *help, size_t off,
-                                  const char *kind_label, const char *const *kinds, size_t n_kinds)
+/* A label and its fixed values, for a counter laid out [tenant][a][b]. */
+typedef struct dim_s {
+    const char *label;         /* NULL: no such dimension (one value) */
+    const char *const *values;
+    size_t n;
+} dim_t;
+
+/* A counter family laid out [tenant][a][b] at off, labelled tenant and,
+ * where given, a and b; only the series that counted are shown. */
+static void tenant_counter(out_t *o, const zw_metrics_t *m, const state_t *st, const char *name,
+                           const char *help, size_t off, dim_t a, dim_t b)
 {
+    size_t na = a.label ? a.n : 1, nb = b.label ? b.n : 1;
+
     family(o, name, "counter", help);
     for (size_t te = 0; te < m->n_slots; te++) {
-        for (size_t op = 0; op < N_BULK_OPS; op++) {
-            for (size_t k = 0; k < n_kinds; k++) {
-                uint64_t v = st->u[off + (te * N_BULK_OPS + op) * n_kinds + k];
+        for (size_t i = 0; i < na; i++) {
+            for (size_t j = 0; j < nb; j++) {
+                uint64_t v = st->u[off + (te * na + i) * nb + j];
                 sample_t s;
 
                 if (!v)
                     continue;
                 s = sample(o, name, "");
                 label(&s, "tenant", m->tenants[te]);
-                label(&s, "op", BULK_OPS[op]);
-                label(&s, kind_label, kinds[k]);
+                if (a.label)
+                    label(&s, a.label, a.values[i]);
+                if (b.label)
+                    label(&s, b.label, b.values[j]);
                 value_u64(&s, v);
             }
         }
     }
 }
 
+static const dim_t NO_DIM = {NULL, NULL, 0};
+
 static void render_bulk(out_t *o, const zw_metrics_t *m, const state_t *st)
 {
-    per_tenant_op_counter(o, m, st, "zendesk_worker_bulk_jobs_total",
-                          "Bulk jobs (*_many) that ended, by tenant, operation and how: "
-                          "completed, failed, lost, or rejected (the request was refused).",
-                          m->u_bulk_jobs, "status", BULK_STATUSES, N_BULK_STATUSES);
-    per_tenant_op_counter(o, m, st, "zendesk_worker_bulk_items_total",
-                          "Items sent in accepted bulk jobs, and items Zendesk failed, by tenant "
-                          "and operation.",
-                          m->u_bulk_items, "kind", BULK_ITEMS, N_BULK_ITEMS);
-    per_tenant_counter(o, m, st, "zendesk_worker_bulk_fallbacks_total",
-                       "Times a tenant's account refused bulk import (403) and its creates fell "
-                       "back to single calls.",
-                       m->u_bulk_fallback);
+    const dim_t ops = {"op", BULK_OPS, N_BULK_OPS};
+
+    tenant_counter(o, m, st, "zendesk_worker_bulk_jobs_total",
+                   "Bulk jobs (*_many) that ended, by tenant, operation and how: "
+                   "completed, failed, lost, or rejected (the request was refused).",
+                   m->u_bulk_jobs, ops, (dim_t){"status", BULK_STATUSES, N_BULK_STATUSES});
+    tenant_counter(o, m, st, "zendesk_worker_bulk_items_total",
+                   "Items sent in accepted bulk jobs, and items Zendesk failed, by tenant "
+                   "and operation.",
+                   m->u_bulk_items, ops, (dim_t){"kind", BULK_ITEMS, N_BULK_ITEMS});
+    tenant_counter(o, m, st, "zendesk_worker_bulk_fallbacks_total",
+                   "Times a tenant's account refused bulk import (403) and its creates fell "
+                   "back to single calls.",
+                   m->u_bulk_fallback, NO_DIM, NO_DIM);
 }
 
 static void render_zendesk(out_t *o, const zw_metrics_t *m, const state_t *st)
@@ -936,25 +935,11 @@ static void render_zendesk(out_t *o, const zw_metrics_t *m, const state_t *st)
     const char *name;
     sample_t s;
 
-    name = "zendesk_worker_zendesk_requests_total";
-    family(o, name, "counter",
-           "Zendesk HTTP requests by tenant, endpoint class and status class "
-           "(error: no response).");
-    for (size_t te = 0; te < m->n_slots; te++) {
-        for (size_t ep = 0; ep < N_ENDPOINTS; ep++) {
-            for (size_t c = 0; c < N_CODES; c++) {
-                uint64_t v = st->u[m->u_requests + (te * N_ENDPOINTS + ep) * N_CODES + c];
-
-                if (!v)
-                    continue;
-                s = sample(o, name, "");
-                label(&s, "tenant", m->tenants[te]);
-                label(&s, "endpoint", ENDPOINTS[ep]);
-                label(&s, "code", CODES[c]);
-                value_u64(&s, v);
-            }
-        }
-    }
+    tenant_counter(o, m, st, "zendesk_worker_zendesk_requests_total",
+                   "Zendesk HTTP requests by tenant, endpoint class and status class "
+                   "(error: no response).",
+                   m->u_requests, (dim_t){"endpoint", ENDPOINTS, N_ENDPOINTS},
+                   (dim_t){"code", CODES, N_CODES});
 
     name = "zendesk_worker_zendesk_request_duration_seconds";
     family(o, name, "histogram", "Zendesk HTTP request latency by endpoint class.");
@@ -971,8 +956,9 @@ static void render_zendesk(out_t *o, const zw_metrics_t *m, const state_t *st)
                   counts, st->d[m->d_req_sum + ep]);
     }
 
-    per_tenant_counter(o, m, st, "zendesk_worker_rate_limited_total",
-                       "429 responses from Zendesk, by tenant.", m->u_limited);
+    tenant_counter(o, m, st, "zendesk_worker_rate_limited_total",
+                   "429 responses from Zendesk, by tenant.", m->u_limited,
+                   NO_DIM, NO_DIM);
 
     name = "zendesk_worker_retry_after_seconds_total";
     family(o, name, "counter", "Seconds of Retry-After waits ordered by 429 responses, by tenant.");
@@ -986,20 +972,9 @@ static void render_zendesk(out_t *o, const zw_metrics_t *m, const state_t *st)
 
     render_bulk(o, m, st);
 
-    name = "zendesk_worker_retries_total";
-    family(o, name, "counter", "Retries scheduled, by tenant and error class.");
-    for (size_t te = 0; te < m->n_slots; te++) {
-        for (size_t c = 0; c < N_CLASSES; c++) {
-            uint64_t v = st->u[m->u_retries + te * N_CLASSES + c];
-
-            if (!v)
-                continue;
-            s = sample(o, name, "");
-            label(&s, "tenant", m->tenants[te]);
-            label(&s, "class", CLASSES[c]);
-            value_u64(&s, v);
-        }
-    }
+    tenant_counter(o, m, st, "zendesk_worker_retries_total",
+                   "Retries scheduled, by tenant and error class.", m->u_retries,
+                   (dim_t){"class", CLASSES, N_CLASSES}, NO_DIM);
 }
 
 static void render_worker(out_t *o, const zw_metrics_t *m, const state_t *st)
