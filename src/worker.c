@@ -1888,6 +1888,30 @@ static void job_reject(job_t *job, const char *reason, const char *cls, const ch
 
 /* A sync request: validated like an event; one walk per tenant at a time,
  * a second request while one runs is reported, not run. */
+/* After parsing an event or a sync request: counts it, and rejects it (a
+ * failed result and a DLQ record) when it is invalid or names a tenant that
+ * is not configured. Returns whether the job goes on. type and tenant are
+ * the parsed ones, read only when perr is ZW_EVENT_OK. */
+static bool job_admit(worker_t *w, job_t *job, zw_event_error_t perr, char *id, const char *type,
+                      const char *tenant, char *errstr, size_t errstr_size)
+{
+    job->event_id = id;
+    zw_metrics_event_consumed(w->metrics, perr == ZW_EVENT_OK ? type : "invalid",
+                              perr == ZW_EVENT_OK ? tenant : NULL);
+    if (perr != ZW_EVENT_OK) {
+        job_reject(job, zw_event_error_name(perr), "invalid_event", errstr);
+        return false;
+    }
+    job->tenant = tenant_find(w, tenant);
+    if (!job->tenant) {
+        /* Never a URL from event data: only configured tenants are reached. */
+        snprintf(errstr, errstr_size, "tenant '%s' is not configured", tenant);
+        job_reject(job, "unknown_tenant", "unknown_tenant", errstr);
+        return false;
+    }
+    return true;
+}
+
 static void on_sync_message(worker_t *w, job_t *job, const rd_kafka_message_t *m)
 {
     char errstr[300], *id = NULL, msg[200];
@@ -1896,19 +1920,8 @@ static void on_sync_message(worker_t *w, job_t *job, const rd_kafka_message_t *m
     job->is_sync = true;
     perr = zw_sync_request_parse(m->payload, m->len, (size_t)w->cfg->worker.max_event_bytes,
                                  &job->sync, &id, errstr, sizeof(errstr));
-    job->event_id = id;
-    zw_metrics_event_consumed(w->metrics, perr == ZW_EVENT_OK ? "sync" : "invalid",
-                              perr == ZW_EVENT_OK ? job->sync.tenant : NULL);
-    if (perr != ZW_EVENT_OK) {
-        job_reject(job, zw_event_error_name(perr), "invalid_event", errstr);
+    if (!job_admit(w, job, perr, id, "sync", job->sync.tenant, errstr, sizeof(errstr)))
         return;
-    }
-    job->tenant = tenant_find(w, job->sync.tenant);
-    if (!job->tenant) {
-        snprintf(errstr, sizeof(errstr), "tenant '%s' is not configured", job->sync.tenant);
-        job_reject(job, "unknown_tenant", "unknown_tenant", errstr);
-        return;
-    }
     if (job->tenant->sync_job) {
         snprintf(msg, sizeof(msg), "snapshot %s of this tenant is still running",
                  job->tenant->sync_job->snap->id);
@@ -1988,21 +2001,9 @@ static void on_message(worker_t *w, rd_kafka_message_t *m)
     }
     perr = zw_event_parse(m->payload, m->len, (size_t)w->cfg->worker.max_event_bytes, &job->ev,
                           &id, errstr, sizeof(errstr));
-    job->event_id = id;
-    zw_metrics_event_consumed(w->metrics, perr == ZW_EVENT_OK ? zw_event_type_name(job->ev.type)
-                                                              : "invalid",
-                              perr == ZW_EVENT_OK ? job->ev.tenant : NULL);
-    if (perr != ZW_EVENT_OK) {
-        job_reject(job, zw_event_error_name(perr), "invalid_event", errstr);
+    if (!job_admit(w, job, perr, id, zw_event_type_name(job->ev.type), job->ev.tenant, errstr,
+                   sizeof(errstr)))
         return;
-    }
-    job->tenant = tenant_find(w, job->ev.tenant);
-    if (!job->tenant) {
-        /* Never a URL from event data: only configured tenants are reached. */
-        snprintf(errstr, sizeof(errstr), "tenant '%s' is not configured", job->ev.tenant);
-        job_reject(job, "unknown_tenant", "unknown_tenant", errstr);
-        return;
-    }
 
     /* Same key, offset order: queue behind the key's active event. The
      * key queue is per partition, as Kafka's ordering is. */
