@@ -152,6 +152,14 @@ class Input:
         return None
 
 
+class SyncInput(Input):
+    """A sync request this test produced; its event_id is the request_id."""
+
+    @property
+    def event_id(self):
+        return self.event.get("request_id") if isinstance(self.event, dict) else None
+
+
 class Record:
     """One record read from an output topic."""
 
@@ -391,6 +399,7 @@ class Env:
                                   "enable.idempotence": True})
         self.inputs = []
         self.by_coord = {}
+        self.sync_by_coord = {}
         self.results = []          # every result record, in the order read
         self.dlq = []              # every DLQ record, in the order read
         self._readers = {"results": self._reader(self.topics["results"]),
@@ -460,6 +469,14 @@ class Env:
                 for ev in events]
         return self.produce(recs, partition)
 
+    def send_sync(self, req):
+        """Produces one sync request, key <tenant>, with its own traceparent."""
+        inp = SyncInput(req["tenant"], json.dumps(req).encode(),
+                        [("traceparent", new_traceparent().encode()), ("x-zwit", b"sync")], req)
+        self.produce_to("sync", [inp])
+        self.sync_by_coord[(inp.partition, inp.offset)] = inp
+        return inp
+
     def end_offsets(self):
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.prefix + ".probe"})
         try:
@@ -513,21 +530,28 @@ class Env:
                 if not msgs or time.monotonic() >= deadline:
                     break
 
-    def _check_result(self, rec):
-        where = f"result {rec.topic}[{rec.partition}]@{rec.offset} key={rec.key!r}"
+    @staticmethod
+    def _parse_record(rec, where, validator, schema_name):
+        """Sets rec.value from the record's JSON and checks it against its schema."""
         try:
             rec.value = json.loads(rec.raw)
         except ValueError as e:
             pytest.fail(f"{where}: not JSON ({e}): {rec.raw[:300]!r}")
-        errs = schema_errors(RESULT_VALIDATOR, rec.value)
-        assert not errs, f"{where} breaks result.schema.json: {errs}\n{rec.value}"
+        errs = schema_errors(validator, rec.value)
+        assert not errs, f"{where} breaks {schema_name}: {errs}\n{rec.value}"
+
+    def _check_result(self, rec):
+        where = f"result {rec.topic}[{rec.partition}]@{rec.offset} key={rec.key!r}"
+        self._parse_record(rec, where, RESULT_VALIDATOR, "result.schema.json")
+        src = rec.value["source"]
+        if src.get("topic") == self.topics["sync"]:
+            return self._check_sync_result(rec, src)
         for h in CE_HEADERS:
             assert rec.headers.get(h), f"{where}: header {h} missing or empty: {rec.headers}"
         assert rec.headers["ce_specversion"] == "1.0", f"{where}: {rec.headers}"
         assert rec.headers["content-type"] == "application/json", f"{where}: {rec.headers}"
         assert FORMATS.conforms(rec.headers["ce_time"], "date-time"), \
             f"{where}: ce_time {rec.headers['ce_time']!r} is not an RFC 3339 date-time"
-        src = rec.value["source"]
         assert src["topic"] == self.topics["provisioning"], f"{where}: source {src}"
         inp = self.by_coord.get((src["partition"], src["offset"]))
         assert inp is not None, f"{where}: source {src} is no record this test produced"
@@ -543,6 +567,23 @@ class Env:
             assert rec.value.get("type") == inp.event["type"], f"{where}: {rec.value}"
         rec.input = inp
         self.results.append(rec)
+
+    def _check_sync_result(self, rec, src):
+        """The result of a sync request (its source is the sync topic)."""
+        where = f"sync result {rec.topic}[{rec.partition}]@{rec.offset} key={rec.key!r}"
+        value = rec.value
+        inp = self.sync_by_coord.get((src["partition"], src["offset"]))
+        assert inp is not None, f"{where}: source {src} is no sync request this test produced"
+        assert rec.key == inp.key, f"{where}: key {rec.key!r}, the request's is {inp.key!r}"
+        self._check_sync_headers(rec, where, inp)
+        assert value["event_id"] == inp.event["request_id"], f"{where}: {value}"
+        assert (value.get("tenant"), value.get("type")) == (inp.event["tenant"], "sync"), \
+            f"{where}: {value}"
+        rec.input = inp
+        self.results.append(rec)
+
+    def _check_sync_headers(self, rec, where, inp):
+        """Suites that read snapshots check the sync records' headers here."""
 
     def _check_dlq(self, rec):
         where = f"DLQ record {rec.topic}[{rec.partition}]@{rec.offset} key={rec.key!r}"

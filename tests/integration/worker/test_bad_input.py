@@ -3,7 +3,7 @@ headers plus the zw_* headers naming the reason, gets a failed result when its e
 can be read, and never stalls the partition."""
 import json
 
-from conftest import Input, assert_outcome, event, joiner, new_traceparent, only
+from conftest import Input, assert_outcome, joiner, new_traceparent, only
 
 MAX_EVENT_BYTES = 2048
 

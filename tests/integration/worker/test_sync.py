@@ -24,9 +24,8 @@ import jsonschema
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from conftest import (CE_HEADERS, FORMATS, RESULT_VALIDATOR, SCHEMAS_DIR, Env, Input, Record,
-                      env_factory,
-                      assert_outcome, event, joiner, new_traceparent, only, schema_errors, wait_for)
+from conftest import (CE_HEADERS, FORMATS, SCHEMAS_DIR, Env, Record, env_factory, assert_outcome,
+                      event, joiner, only, schema_errors, wait_for)
 
 SYNC_SCHEMA = "zendesk-worker/sync-request/v1"
 SNAPSHOT_VALIDATOR = jsonschema.Draft202012Validator(
@@ -86,14 +85,6 @@ def sync_request(tenant, mode=None, cursor=None, roles=None, start_time=None):
     return req
 
 
-class SyncInput(Input):
-    """A sync request this test produced; its event_id is the request_id."""
-
-    @property
-    def event_id(self):
-        return self.event.get("request_id") if isinstance(self.event, dict) else None
-
-
 class Snapshot:
     """The records of one snapshot_id, in the order read (one partition: offset order)."""
 
@@ -123,7 +114,6 @@ class SyncEnv(Env):
 
     def __init__(self, tmp_path, name, partitions, extra_accounts=()):
         super().__init__(tmp_path, name, partitions, extra_accounts)
-        self.sync_by_coord = {}
         self.sync_by_request = {}
         self.snap_records = []
         self.ce_ids = set()
@@ -132,11 +122,7 @@ class SyncEnv(Env):
     # ---- input
 
     def send_sync(self, req):
-        """Produces one sync request, key <tenant>, with its own traceparent."""
-        inp = SyncInput(req["tenant"], json.dumps(req).encode(),
-                        [("traceparent", new_traceparent().encode()), ("x-zwit", b"sync")], req)
-        self.produce_to("sync", [inp])
-        self.sync_by_coord[(inp.partition, inp.offset)] = inp
+        inp = super().send_sync(req)
         self.sync_by_request[req["request_id"]] = inp
         return inp
 
@@ -155,7 +141,7 @@ class SyncEnv(Env):
             if not msgs or time.monotonic() >= deadline:
                 break
 
-    def _check_headers(self, rec, where, inp):
+    def _check_sync_headers(self, rec, where, inp):
         for h in CE_HEADERS:
             assert rec.headers.get(h), f"{where}: header {h} missing or empty: {rec.headers}"
         assert rec.headers["ce_specversion"] == "1.0", f"{where}: {rec.headers}"
@@ -168,43 +154,16 @@ class SyncEnv(Env):
         assert rec.headers.get("traceparent") == tp, \
             f"{where}: traceparent {rec.headers.get('traceparent')!r}, the request had {tp!r}"
 
-    def _check_result(self, rec):
-        try:
-            value = json.loads(rec.raw)
-            src = value.get("source")
-        except (ValueError, AttributeError):
-            return super()._check_result(rec)
-        if not (isinstance(src, dict) and src.get("topic") == self.topics["sync"]):
-            return super()._check_result(rec)
-        where = f"sync result {rec.topic}[{rec.partition}]@{rec.offset} key={rec.key!r}"
-        rec.value = value
-        errs = schema_errors(RESULT_VALIDATOR, value)
-        assert not errs, f"{where} breaks result.schema.json: {errs}\n{value}"
-        inp = self.sync_by_coord.get((src["partition"], src["offset"]))
-        assert inp is not None, f"{where}: source {src} is no sync request this test produced"
-        assert rec.key == inp.key, f"{where}: key {rec.key!r}, the request's is {inp.key!r}"
-        self._check_headers(rec, where, inp)
-        assert value["event_id"] == inp.event["request_id"], f"{where}: {value}"
-        assert value.get("tenant") == inp.event["tenant"], f"{where}: {value}"
-        assert value.get("type") == "sync", f"{where}: {value}"
-        rec.input = inp
-        self.results.append(rec)
-
     def _check_snapshot(self, rec):
         where = f"snapshot record {rec.topic}[{rec.partition}]@{rec.offset} key={rec.key!r}"
-        try:
-            rec.value = json.loads(rec.raw)
-        except ValueError as e:
-            pytest.fail(f"{where}: not JSON ({e}): {rec.raw[:300]!r}")
-        errs = schema_errors(SNAPSHOT_VALIDATOR, rec.value)
-        assert not errs, f"{where} breaks user-snapshot.schema.json: {errs}\n{rec.value}"
+        self._parse_record(rec, where, SNAPSHOT_VALIDATOR, "user-snapshot.schema.json")
         v = rec.value
         inp = self.sync_by_request.get(v["request_id"])
         assert inp is not None, f"{where}: request_id {v['request_id']} is no request this test produced"
         assert v["tenant"] == inp.event["tenant"], f"{where}: {v}"
         want_key = v["tenant"] if v["kind"] != "user" else f"{v['tenant']}/{v['user']['id']}"
         assert rec.key == want_key, f"{where}: key {rec.key!r}, expected {want_key!r}"
-        self._check_headers(rec, where, inp)
+        self._check_sync_headers(rec, where, inp)
         rec.input = inp
         self.snap_records.append(rec)
 
