@@ -1,9 +1,39 @@
+# shellcheck shell=bash
 # Shared by the bench run.sh scripts (sourced, not run): checks the built binaries, starts a
 # local Kafka broker and one zendesk-sim in a work directory, and stops both on exit.
 #
-# The caller sets: root (the checkout), build (a build directory), py (the venv python),
-# work_prefix (the mktemp name prefix). bench_stack_start SIM_ARGS... then sets: work,
-# bootstrap, addr (the simulator's host:port), sim_pid, worker, sim.
+# The caller sets root (the checkout), build_default (its build directory's name) and
+# work_prefix (the mktemp name prefix) before sourcing; this sets build (ZW_BUILD_DIR or
+# root/build_default) and py (the venv python, ZW_VENV). bench_args parses the command line;
+# bench_stack_start SIM_ARGS... then sets: work, bootstrap, addr (the simulator's host:port),
+# sim_pid, worker, sim.
+
+# shellcheck disable=SC2154  # root, build_default and work_prefix are the caller's
+build=${ZW_BUILD_DIR:-$root/$build_default}
+case "$build" in /*) ;; *) build=$root/$build ;; esac
+py=${ZW_VENV:-$HOME/.cache/zendesk-worker/venv}/bin/python
+
+# bench_args "SCENARIO..." ARGS...: sets scenarios (the ones named, else all of them in
+# order) and extra (the arguments after --, for run.py); --help prints the caller's header.
+# shellcheck disable=SC2034  # scenarios and extra are the caller's
+bench_args() {
+    local known=$1 s ok
+    shift
+    scenarios=()
+    extra=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --) shift; extra=("$@"); break ;;
+            -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        esac
+        ok=0
+        for s in $known; do [ "$1" = "$s" ] && ok=1; done
+        [ "$ok" = 1 ] || { echo "run.sh: unknown scenario '$1'" >&2; exit 64; }
+        scenarios+=("$1")
+        shift
+    done
+    [ ${#scenarios[@]} -gt 0 ] || read -r -a scenarios <<<"$known"
+}
 
 bench_check_binaries() {
     worker=$build/src/zendesk-worker

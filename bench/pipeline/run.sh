@@ -16,25 +16,12 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-build=${ZW_BUILD_DIR:-$root/build-bench}
-case "$build" in /*) ;; *) build=$root/$build ;; esac
-venv=${ZW_VENV:-$HOME/.cache/zendesk-worker/venv}
-py=$venv/bin/python
+build_default="build-bench"
 work_prefix=zw-bench
 # shellcheck source=bench/lib/stack.sh
 . "$root/bench/lib/stack.sh"
 
-scenarios=()
-extra=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --) shift; extra=("$@"); break ;;
-        instant|latency200|tenants10|writelimit|bulk10k) scenarios+=("$1"); shift ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "run.sh: unknown scenario '$1'" >&2; exit 64 ;;
-    esac
-done
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(instant latency200 tenants10 writelimit bulk10k)
+bench_args "instant latency200 tenants10 writelimit bulk10k" "$@"
 
 bench_check_binaries
 
