@@ -733,7 +733,7 @@ static void bulk_end(bulk_t *b, json_object *js, const char *how)
     tenant_t *t = b->tenant;
     worker_t *w = t->w;
     json_object *results = NULL, *res_for[BULK_MAX_ITEMS] = {0};
-    job_t *slot[BULK_MAX_ITEMS], *jobs[BULK_MAX_ITEMS];
+    job_t *slot[BULK_MAX_ITEMS];
     bulk_op_t op = b->op;
     char zid[sizeof(b->zid)], msg[300];
     size_t n_results = 0, n = b->n, failed = 0;
@@ -764,7 +764,7 @@ static void bulk_end(bulk_t *b, json_object *js, const char *how)
         t->bulk_wait_completion = false;
         t->bulk_blocked_until = 0; /* a slot is free again */
     }
-    (void)bulk_take(b, jobs);
+    bulk_free(b); /* its events are in slot[] */
     snprintf(msg, sizeof(msg), "bulk job %s %s%s%s", zid, how, message ? ": " : "",
              message ? message : "");
     for (size_t i = 0; i < n; i++) {
