@@ -305,6 +305,14 @@ void zw_metrics_destroy(zw_metrics_t *m)
     free(m);
 }
 
+/* Adds to one counter, under the lock. */
+static void add(zw_metrics_t *m, size_t index, uint64_t n)
+{
+    pthread_mutex_lock(&m->lock);
+    m->st.u[index] += n;
+    pthread_mutex_unlock(&m->lock);
+}
+
 void zw_metrics_event_consumed(zw_metrics_t *m, const char *type, const char *tenant)
 {
     size_t ty, te;
@@ -313,9 +321,7 @@ void zw_metrics_event_consumed(zw_metrics_t *m, const char *type, const char *te
         return;
     ty = pick(TYPES, N_TYPES, type);
     te = tenant_slot(m, tenant);
-    pthread_mutex_lock(&m->lock);
-    m->st.u[m->u_consumed + ty * m->n_slots + te]++;
-    pthread_mutex_unlock(&m->lock);
+    add(m, m->u_consumed + ty * m->n_slots + te, 1);
 }
 
 void zw_metrics_event_finished(zw_metrics_t *m, const char *type, const char *tenant,
@@ -379,9 +385,7 @@ void zw_metrics_retry(zw_metrics_t *m, const char *tenant, const char *cls)
         return;
     te = tenant_slot(m, tenant);
     c = pick(CLASSES, N_CLASSES, cls);
-    pthread_mutex_lock(&m->lock);
-    m->st.u[m->u_retries + te * N_CLASSES + c]++;
-    pthread_mutex_unlock(&m->lock);
+    add(m, m->u_retries + te * N_CLASSES + c, 1);
 }
 
 void zw_metrics_bulk_job(zw_metrics_t *m, const char *tenant, const char *op, const char *status)
@@ -393,9 +397,7 @@ void zw_metrics_bulk_job(zw_metrics_t *m, const char *tenant, const char *op, co
     te = tenant_slot(m, tenant);
     o = pick(BULK_OPS, N_BULK_OPS, op);
     st = pick(BULK_STATUSES, N_BULK_STATUSES, status);
-    pthread_mutex_lock(&m->lock);
-    m->st.u[m->u_bulk_jobs + (te * N_BULK_OPS + o) * N_BULK_STATUSES + st]++;
-    pthread_mutex_unlock(&m->lock);
+    add(m, m->u_bulk_jobs + (te * N_BULK_OPS + o) * N_BULK_STATUSES + st, 1);
 }
 
 void zw_metrics_bulk_items(zw_metrics_t *m, const char *tenant, const char *op, const char *kind,
@@ -408,9 +410,7 @@ void zw_metrics_bulk_items(zw_metrics_t *m, const char *tenant, const char *op, 
     te = tenant_slot(m, tenant);
     o = pick(BULK_OPS, N_BULK_OPS, op);
     k = pick(BULK_ITEMS, N_BULK_ITEMS, kind);
-    pthread_mutex_lock(&m->lock);
-    m->st.u[m->u_bulk_items + (te * N_BULK_OPS + o) * N_BULK_ITEMS + k] += (uint64_t)n;
-    pthread_mutex_unlock(&m->lock);
+    add(m, m->u_bulk_items + (te * N_BULK_OPS + o) * N_BULK_ITEMS + k, (uint64_t)n);
 }
 
 void zw_metrics_bulk_fallback(zw_metrics_t *m, const char *tenant)
@@ -420,9 +420,7 @@ void zw_metrics_bulk_fallback(zw_metrics_t *m, const char *tenant)
     if (!m)
         return;
     te = tenant_slot(m, tenant);
-    pthread_mutex_lock(&m->lock);
-    m->st.u[m->u_bulk_fallback + te]++;
-    pthread_mutex_unlock(&m->lock);
+    add(m, m->u_bulk_fallback + te, 1);
 }
 
 void zw_metrics_dlq(zw_metrics_t *m, const char *reason)
@@ -432,9 +430,7 @@ void zw_metrics_dlq(zw_metrics_t *m, const char *reason)
     if (!m)
         return;
     r = pick(REASONS, N_REASONS, reason);
-    pthread_mutex_lock(&m->lock);
-    m->st.u[m->u_dlq + r]++;
-    pthread_mutex_unlock(&m->lock);
+    add(m, m->u_dlq + r, 1);
 }
 
 void zw_metrics_set_in_flight(zw_metrics_t *m, long requests)
