@@ -4,7 +4,7 @@
  *   2. serve ready fds: curl sockets go to curl_multi_socket_action, the
  *      others (librdkafka's queue fds) to their callbacks;
  *   3. let curl handle its timeout if due;
- *   4. hand finished transfers to the done callback;
+ *   4. hand each finished transfer to its own done callback;
  *   5. run due timers (retries, rate-budget waits, periodic work).
  * Curl's socket callback keeps epoll in step with the sockets curl uses. */
 #include "zw/loop.h"
@@ -34,8 +34,6 @@ struct zw_loop_s {
     zw_timers_t *timers;
     int64_t curl_due_ms; /* -1: curl wants no timeout */
     size_t in_flight;
-    zw_loop_http_done_fn on_done;
-    void *done_arg;
     watch_t *fd_watches;
     zw_http_t *requests; /* in flight, for destroy */
 };
@@ -93,8 +91,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-zw_loop_t *zw_loop_new(zw_loop_http_done_fn on_done, void *arg, long max_host_connections,
-                       char *errstr, size_t errstr_size)
+zw_loop_t *zw_loop_new(long max_host_connections, char *errstr, size_t errstr_size)
 {
     zw_loop_t *loop = calloc(1, sizeof(*loop));
 
@@ -104,8 +101,6 @@ zw_loop_t *zw_loop_new(zw_loop_http_done_fn on_done, void *arg, long max_host_co
     }
     loop->epfd = -1;
     loop->curl_due_ms = -1;
-    loop->on_done = on_done;
-    loop->done_arg = arg;
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     loop->multi = curl_multi_init();
     loop->timers = zw_timers_new();
@@ -224,7 +219,14 @@ static void collect_finished(zw_loop_t *loop)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &req->status);
         if (result != CURLE_OK)
             req->status = 0; /* a partial response is no answer */
-        loop->on_done(req, loop->done_arg);
+        /* The request routes itself to whoever waits for it. */
+        if (req->frame) {
+            req->frame(req, req->frame_arg);
+        } else {
+            if (req->on_done)
+                req->on_done(req, req->done_arg);
+            zw_http_destroy(req);
+        }
     }
 }
 

@@ -162,6 +162,38 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
     return len;
 }
 
+void zw_http_on_done(zw_http_t *req, zw_http_done_fn fn, void *arg)
+{
+    req->on_done = fn;
+    req->done_arg = arg;
+}
+
+const char *zw_http_metric_endpoint(const zw_http_t *req)
+{
+    /* As operators read a request log: by method, not by the rate bucket
+     * the request was under. */
+    if (req->metric_endpoint)
+        return req->metric_endpoint;
+    if (req->endpoint == ZW_ENDPOINT_OAUTH)
+        return "oauth";
+    if (req->endpoint == ZW_ENDPOINT_BULK)
+        return "bulk";
+    if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0)
+        return "write";
+    if (strcmp(req->method, "DELETE") == 0)
+        return "delete";
+    return "read";
+}
+
+double zw_http_seconds(const zw_http_t *req)
+{
+    curl_off_t us = 0;
+
+    if (req->easy)
+        curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME_T, &us);
+    return (double)us / 1e6;
+}
+
 /* base_url with {subdomain} replaced, then path. */
 static char *build_url(const char *base, const char *subdomain, const char *path)
 {
@@ -182,8 +214,7 @@ static char *build_url(const char *base, const char *subdomain, const char *path
 
 zw_http_t *zw_http_new(const zw_http_settings_t *s, const char *subdomain, const char *method,
                        const char *path, const char *json_body, const char *authorization,
-                       zw_endpoint_class_t endpoint, void *owner, char *errstr,
-                       size_t errstr_size)
+                       zw_endpoint_class_t endpoint, char *errstr, size_t errstr_size)
 {
     zw_http_t *req = calloc(1, sizeof(*req));
     struct curl_slist *connect_to = NULL;
@@ -193,7 +224,6 @@ zw_http_t *zw_http_new(const zw_http_settings_t *s, const char *subdomain, const
     req->rl_limit = req->rl_remaining = req->rl_reset = -1;
     req->jobs_total = req->jobs_remaining = req->jobs_reset = -1;
     req->user_writes_remaining = -1;
-    req->owner = owner;
     req->endpoint = endpoint;
     snprintf(req->method, sizeof(req->method), "%s", method);
     req->url = build_url(s->base_url, subdomain, path);

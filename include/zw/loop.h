@@ -12,16 +12,11 @@
 
 typedef struct zw_loop_s zw_loop_t;
 
-/* Called for every finished transfer, with req->status and req->curl_code
- * set and the easy handle already out of the multi handle. The callee owns
- * req from then on. */
-typedef void (*zw_loop_http_done_fn)(zw_http_t *req, void *arg);
 typedef void (*zw_loop_fd_fn)(int fd, void *arg);
 
 /* A new loop; NULL with errstr on failure. max_host_connections bounds the
  * connections to one host (0: no bound). Free with zw_loop_destroy. */
-zw_loop_t *zw_loop_new(zw_loop_http_done_fn on_done, void *arg, long max_host_connections,
-                       char *errstr, size_t errstr_size);
+zw_loop_t *zw_loop_new(long max_host_connections, char *errstr, size_t errstr_size);
 
 /* Aborts transfers still in flight (their requests are destroyed without a
  * callback) and frees the loop. Accepts NULL. */
@@ -30,7 +25,8 @@ void zw_loop_destroy(zw_loop_t *loop);
 /* Calls fn(fd, arg) whenever fd is readable. Returns 0 / -1. */
 int zw_loop_watch_fd(zw_loop_t *loop, int fd, zw_loop_fd_fn fn, void *arg);
 
-/* Starts a transfer; the loop holds req until its done callback. 0 / -1. */
+/* Starts a transfer; the loop holds req until it finishes, then calls
+ * req->frame (which owns req), or req->on_done and destroys req. 0 / -1. */
 int zw_loop_http_start(zw_loop_t *loop, zw_http_t *req);
 
 size_t zw_loop_http_in_flight(const zw_loop_t *loop);

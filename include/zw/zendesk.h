@@ -25,7 +25,14 @@ typedef enum {
     ZW_ENDPOINT_BULK = 4,   /* bulk jobs (*_many) and their job statuses */
 } zw_endpoint_class_t;
 
-typedef struct zw_http_s {
+typedef struct zw_http_s zw_http_t;
+
+/* Called once the transfer has finished, with status and curl_code set and
+ * the easy handle out of the multi handle. req is lent for the call: the
+ * loop (or the frame around the call) destroys it afterwards. */
+typedef void (*zw_http_done_fn)(zw_http_t *req, void *arg);
+
+struct zw_http_s {
     CURL *easy;
     struct curl_slist *headers;
     struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO keeps a pointer to it */
@@ -47,9 +54,18 @@ typedef struct zw_http_s {
     /* zendesk-ratelimit-create-update-user: the target person's writes left this minute */
     long user_writes_remaining;
     char errbuf[CURL_ERROR_SIZE];
-    void *owner;         /* lent: whoever waits for this response */
+    /* Who waits for the response (curl's CURLOPT_PRIVATE pattern): the
+     * request routes itself, so the loop knows no kind of work. */
+    zw_http_done_fn on_done;
+    void *done_arg;      /* lent */
+    /* A frame around on_done (tenant.c's: hold pumping, count the answer,
+     * observe its rate-limit headers). When set, the loop calls it instead;
+     * it calls on_done and owns req. */
+    zw_http_done_fn frame;
+    void *frame_arg;     /* lent */
+    const char *metric_endpoint; /* static; the metrics' endpoint label, NULL: by method */
     struct zw_http_s *loop_prev, *loop_next; /* the loop's in-flight list */
-} zw_http_t;
+};
 
 /* Shared per-process settings for every request. */
 typedef struct zw_http_settings_s {
@@ -66,8 +82,18 @@ typedef struct zw_http_settings_s {
  * zw_http_destroy) or NULL with a reason in errstr. */
 zw_http_t *zw_http_new(const zw_http_settings_t *settings, const char *subdomain,
                        const char *method, const char *path, const char *json_body,
-                       const char *authorization, zw_endpoint_class_t endpoint, void *owner,
-                       char *errstr, size_t errstr_size);
+                       const char *authorization, zw_endpoint_class_t endpoint, char *errstr,
+                       size_t errstr_size);
+
+/* Sets who gets req when it finishes (the loop calls fn(req, arg)). */
+void zw_http_on_done(zw_http_t *req, zw_http_done_fn fn, void *arg);
+
+/* The metrics' endpoint label of req: metric_endpoint when set, else by
+ * endpoint class and method ("oauth", "bulk", "write", "delete", "read"). */
+const char *zw_http_metric_endpoint(const zw_http_t *req);
+
+/* How long the transfer took, in seconds. */
+double zw_http_seconds(const zw_http_t *req);
 
 /* Frees a request; the easy handle must already be out of any multi handle.
  * Accepts NULL. */

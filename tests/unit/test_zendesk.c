@@ -61,7 +61,7 @@ START_TEST(test_url_from_config_only)
                             .ca_file = "", .timeout_ms = 1000, .user_agent = "t"};
     char err[128];
     zw_http_t *req = zw_http_new(&s, "acme", "GET", "/api/v2/users/me", NULL, "Basic x",
-                                 ZW_ENDPOINT_READ, NULL, err, sizeof(err));
+                                 ZW_ENDPOINT_READ, err, sizeof(err));
 
     ck_assert_ptr_nonnull(req);
     ck_assert_str_eq(req->url, "https://acme.zendesk.com/api/v2/users/me");

@@ -1,0 +1,56 @@
+/* The Zendesk calls a provisioning event makes, as data: the path, method,
+ * body and endpoint class of each step (lookup, the user write, listing and
+ * changing group memberships), and what their answers say. Pure: no I/O, so
+ * every call's shape is tested without a server. */
+#ifndef ZW_USERS_H
+#define ZW_USERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "zw/plan.h"
+#include "zw/zendesk.h"
+
+/* One request to make. body is NULL, lent from the plan, or body_buf. */
+typedef struct zw_call_s {
+    const char *method;
+    char path[96];
+    zw_endpoint_class_t endpoint;
+    const char *body;
+    char body_buf[128];
+} zw_call_t;
+
+/* "/api/v2/users/show_many?external_ids=" followed by the escaped ids, or
+ * NULL when out of memory. A new string. */
+char *zw_users_lookup_path(const char *external_id);
+
+/* The write the plan needs (plan->step is not ZW_STEP_NONE); the body is
+ * lent from plan. */
+void zw_users_write_call(const zw_plan_t *plan, zw_call_t *out);
+
+/* Listing a user's group memberships. */
+void zw_users_memberships_call(int64_t user_id, zw_call_t *out);
+
+/* One membership change: op > 0 adds the user to group op, op < 0 removes
+ * membership -op. */
+void zw_users_membership_op_call(int64_t user_id, int64_t op, zw_call_t *out);
+
+/* The active user whose external_id matches (case-insensitively, as Zendesk
+ * matches it) in a show_many answer, or NULL. Returns a new reference. */
+json_object *zw_users_pick(json_object *answer, const char *external_id);
+
+/* The user id in a {"user": {...}} answer, or 0. */
+int64_t zw_users_answer_id(json_object *answer);
+
+/* The membership changes that make a user's groups exactly wanted (n ids),
+ * given the listed memberships (a {"group_memberships": [...]} answer, NULL
+ * when none): group ids to add (> 0) first, then membership ids to remove
+ * (< 0). *ops is a new array (free()), *n_ops its length. Returns 0, or -1
+ * when out of memory. */
+int zw_users_group_ops(json_object *listed, const int64_t *wanted, size_t n, int64_t **ops,
+                       size_t *n_ops);
+
+#endif

@@ -1,0 +1,210 @@
+/* Consuming and admission: every polled message becomes a job tracked in its
+ * partition (so a later commit can never skip it), is validated, and goes
+ * to its walk or its key queue. */
+#include "consume.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zw/log.h"
+#include "zw/metrics.h"
+
+#include "provision.h"
+
+#define CONSUME_BATCH 500
+
+struct zw_consume_s {
+    zw_jobs_t *js;
+    zw_walks_t *ws;
+    rd_kafka_t *consumer;
+    size_t max_jobs;
+    bool paused;
+    bool stopped;
+    bool more;
+};
+
+zw_consume_t *zw_consume_new(zw_jobs_t *js, zw_walks_t *ws, rd_kafka_t *consumer,
+                             size_t max_jobs)
+{
+    zw_consume_t *c = calloc(1, sizeof(*c));
+
+    if (c) {
+        c->js = js;
+        c->ws = ws;
+        c->consumer = consumer;
+        c->max_jobs = max_jobs;
+    }
+    return c;
+}
+
+void zw_consume_destroy(zw_consume_t *c)
+{
+    free(c);
+}
+
+/* After parsing: counts the message, and rejects it (a failed result and a
+ * DLQ record) when it is invalid or names a tenant that is not configured.
+ * Returns whether the job goes on. type and tenant are read only when perr
+ * is ZW_EVENT_OK. */
+static bool admit(zw_job_t *job, zw_event_error_t perr, char *id, const char *type,
+                  const char *tenant, char *errstr, size_t errstr_size)
+{
+    zw_env_t *env = job->js->env;
+
+    job->event_id = id;
+    zw_metrics_event_consumed(env->metrics, perr == ZW_EVENT_OK ? type : "invalid",
+                              perr == ZW_EVENT_OK ? tenant : NULL);
+    if (perr != ZW_EVENT_OK) {
+        zw_job_reject(job, zw_event_error_name(perr), "invalid_event", errstr);
+        return false;
+    }
+    job->tenant = zw_tenants_find(job->js->tenants, tenant);
+    if (!job->tenant) {
+        /* Never a URL from event data: only configured tenants are reached. */
+        snprintf(errstr, errstr_size, "tenant '%s' is not configured", tenant);
+        zw_job_reject(job, "unknown_tenant", "unknown_tenant", errstr);
+        return false;
+    }
+    return true;
+}
+
+/* A sync request: validated like an event; one walk per tenant at a time. */
+static void on_sync(zw_consume_t *c, zw_job_t *job, const rd_kafka_message_t *m)
+{
+    char errstr[300], *id = NULL;
+    zw_event_error_t perr = zw_walk_parse(job, m->payload, m->len, &id, errstr, sizeof(errstr));
+
+    if (admit(job, perr, id, "sync", job->walk.req.tenant, errstr, sizeof(errstr)))
+        zw_walk_start(c->ws, job, NULL);
+}
+
+/* An event: same key, offset order, so it waits behind its key's active
+ * event; the key queue is per partition, as Kafka's ordering is. */
+static void on_event(zw_consume_t *c, zw_job_t *job, const rd_kafka_message_t *m)
+{
+    char errstr[300], *id = NULL, *name;
+    zw_event_error_t perr = zw_provision_parse(job, m->payload, m->len, &id, errstr,
+                                               sizeof(errstr));
+    int at;
+
+    if (!admit(job, perr, id, zw_event_type_name(job->prov.ev.type), job->prov.ev.tenant, errstr,
+               sizeof(errstr)))
+        return;
+    name = zw_provision_queue_name(job);
+    at = name ? zw_keyq_add(c->js->keyqs, name, &job->klink) : -1;
+    free(name);
+    if (at < 0) {
+        zw_job_fail(job, "permanent", 0, "LocalError", "out of memory");
+        return;
+    }
+    if (at == 1)
+        job->ops->start(job);
+    else
+        zw_job_set_state(job, ZW_JOB_QUEUED);
+}
+
+static void on_message(zw_consume_t *c, const rd_kafka_message_t *m)
+{
+    const zw_config_t *cfg = c->js->env->cfg;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    bool sync = strcmp(topic, cfg->kafka.topic_sync) == 0;
+    zw_part_t *part = zw_parts_get(c->js->parts, topic, m->partition);
+    zw_job_t *job;
+
+    if (!part) {
+        ZW_LOG(ZW_LOG_ERROR, "no state for partition; message left uncommitted",
+               ZW_LF_STR("topic", topic), ZW_LF_INT("partition", m->partition));
+        return;
+    }
+    job = zw_job_new(c->js, part, m->offset, sync ? &zw_walk_ops : &zw_provision_ops);
+    if (!job) {
+        ZW_LOG(ZW_LOG_ERROR, "cannot track message; it stays uncommitted",
+               ZW_LF_STR("topic", topic), ZW_LF_INT("partition", m->partition),
+               ZW_LF_INT("offset", m->offset));
+        return;
+    }
+    zw_job_copy_message(job, m);
+    if (sync)
+        on_sync(c, job, m);
+    else
+        on_event(c, job, m);
+}
+
+static void set_paused(zw_consume_t *c, bool pause)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+
+    if (c->paused == pause || !c->consumer)
+        return;
+    if (rd_kafka_assignment(c->consumer, &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a) {
+        if (pause)
+            rd_kafka_pause_partitions(c->consumer, a);
+        else
+            rd_kafka_resume_partitions(c->consumer, a);
+        rd_kafka_topic_partition_list_destroy(a);
+    }
+    c->paused = pause;
+    zw_metrics_set_paused(c->js->env->metrics, pause);
+    ZW_LOG(ZW_LOG_DEBUG, pause ? "partitions paused" : "partitions resumed",
+           ZW_LF_INT("jobs", c->js->n_jobs));
+}
+
+void zw_consume_backpressure(zw_consume_t *c)
+{
+    if (c->stopped)
+        return;
+    if (!c->paused && c->js->n_jobs >= c->max_jobs)
+        set_paused(c, true);
+    else if (c->paused && c->js->n_jobs <= c->max_jobs / 2)
+        set_paused(c, false);
+}
+
+void zw_consume_poll(zw_consume_t *c)
+{
+    int n = 0;
+    rd_kafka_message_t *m;
+
+    c->more = false;
+    /* The events of one poll reach their lanes first, then go out together:
+     * their lookups share show_many requests (up to 100 ids) instead of
+     * leaving one by one as each arrives. */
+    zw_tenants_hold(c->js->tenants);
+    while ((m = rd_kafka_consumer_poll(c->consumer, 0))) {
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                ZW_LOG(ZW_LOG_WARN, "consumer error",
+                       ZW_LF_STR("error", rd_kafka_message_errstr(m)));
+        } else {
+            /* Every polled message is processed, even while pausing:
+             * dropping one would let a later commit skip it. */
+            on_message(c, m);
+        }
+        rd_kafka_message_destroy(m);
+        if (++n >= CONSUME_BATCH) {
+            c->more = true;
+            break;
+        }
+        if (c->js->n_jobs >= c->max_jobs)
+            zw_consume_backpressure(c);
+    }
+    zw_tenants_release(c->js->tenants);
+    zw_consume_backpressure(c);
+}
+
+bool zw_consume_more(const zw_consume_t *c)
+{
+    return c->more;
+}
+
+void zw_consume_stop(zw_consume_t *c)
+{
+    c->paused = false;
+    set_paused(c, true);
+    c->stopped = true;
+}
+
+bool zw_consume_paused(const zw_consume_t *c)
+{
+    return c->paused;
+}

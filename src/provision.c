@@ -1,0 +1,338 @@
+/* One provisioning event, step by step: LOOKUP (the person's user, alone or
+ * in a batch, lookup.c) -> plan (plan.c) -> WRITE (a single call here, or a
+ * bulk job, bulk.c) -> GROUPS_LIST -> GROUPS_APPLY -> the result (job.c).
+ * users.c knows each call's shape; this file only decides what comes next. */
+#include "provision.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zw/log.h"
+#include "zw/users.h"
+
+static void start(zw_job_t *job);
+static void submit(zw_job_t *job);
+static void send_next(zw_job_t *job);
+static void describe(const zw_job_t *job, zw_result_t *r);
+static const char *type_label(const zw_job_t *job);
+static void release(zw_job_t *job);
+
+const zw_job_ops_t zw_provision_ops = {start, submit, send_next, NULL, describe, type_label, release};
+
+zw_event_error_t zw_provision_parse(zw_job_t *job, const void *data, size_t len, char **event_id,
+                                    char *errstr, size_t errstr_size)
+{
+    return zw_event_parse(data, len, (size_t)job->js->env->cfg->worker.max_event_bytes,
+                          &job->prov.ev, event_id, errstr, errstr_size);
+}
+
+char *zw_provision_queue_name(const zw_job_t *job)
+{
+    const char *topic = zw_part_topic(job->part);
+    const zw_event_t *ev = &job->prov.ev;
+    size_t n = strlen(topic) + (job->key ? job->key_len : 0) + strlen(ev->tenant) +
+               strlen(ev->person.external_id) + 32;
+    char *name = malloc(n);
+
+    if (!name)
+        return NULL;
+    /* Per partition, as Kafka's ordering is. */
+    if (job->key)
+        snprintf(name, n, "%s\x1f%d\x1f%s", topic, (int)zw_part_partition(job->part), job->key);
+    else
+        snprintf(name, n, "%s\x1f%d\x1f%s/%s", topic, (int)zw_part_partition(job->part),
+                 ev->tenant, ev->person.external_id);
+    return name;
+}
+
+bool zw_provision_is_dry(const zw_job_t *job)
+{
+    return job->prov.ev.dry_run || job->js->env->cfg->worker.dry_run;
+}
+
+static void describe(const zw_job_t *job, zw_result_t *r)
+{
+    const zw_event_t *ev = &job->prov.ev;
+
+    r->tenant = ev->tenant;
+    r->type = ev->tenant ? zw_event_type_name(ev->type) : NULL;
+    r->dry_run = zw_provision_is_dry(job);
+}
+
+static const char *type_label(const zw_job_t *job)
+{
+    return job->prov.ev.tenant ? zw_event_type_name(job->prov.ev.type) : "invalid";
+}
+
+static void release(zw_job_t *job)
+{
+    free(job->prov.group_ops);
+    zw_event_cleanup(&job->prov.ev);
+    zw_plan_cleanup(&job->prov.plan);
+    json_object_put(job->prov.current);
+}
+
+/* ---- sending ---- */
+
+static void start(zw_job_t *job)
+{
+    zw_job_set_state(job, ZW_JOB_LOOKUP);
+    submit(job);
+}
+
+static void submit(zw_job_t *job)
+{
+    int lane = ZW_LANE_READ; /* lookups; membership calls count against the account budget only */
+
+    zw_job_set_looking(job, job->state == ZW_JOB_LOOKUP);
+    if (job->state == ZW_JOB_WRITE)
+        lane = job->prov.plan.step == ZW_STEP_DELETE ? ZW_LANE_READ : ZW_LANE_WRITE;
+    zw_tenant_push(job->tenant, &job->lane, lane);
+}
+
+static void answer_single(zw_http_t *req, void *arg)
+{
+    zw_provision_answer(arg, req, NULL, NULL);
+}
+
+static void send_next(zw_job_t *job)
+{
+    zw_env_t *env = job->js->env;
+    zw_auth_t *auth = zw_tenant_auth(job->tenant);
+    zw_call_t call;
+    char *path = NULL, errstr[256];
+    zw_http_t *req;
+
+    if (job->state == ZW_JOB_LOOKUP) {
+        call.method = "GET";
+        call.endpoint = ZW_ENDPOINT_READ;
+        call.body = NULL;
+        path = zw_users_lookup_path(job->prov.ev.person.external_id);
+    } else if (job->state == ZW_JOB_GROUPS_LIST) {
+        zw_users_memberships_call(job->user_id, &call);
+    } else if (job->state == ZW_JOB_GROUPS_APPLY) {
+        zw_users_membership_op_call(job->user_id, job->prov.group_ops[job->prov.group_op], &call);
+    } else {
+        zw_users_write_call(&job->prov.plan, &call);
+    }
+    req = zw_http_new(&env->http, zw_tenant_name(job->tenant), call.method,
+                      path ? path : call.path, call.body, zw_auth_header(auth), call.endpoint,
+                      errstr, sizeof(errstr));
+    free(path);
+    req = zw_tenant_send(job->tenant, req, answer_single, job);
+    if (!req) {
+        zw_job_fail(job, "transient_exhausted", 0, "LocalError", "cannot start a Zendesk request");
+        return;
+    }
+    job->http = req;
+    job->token_gen = zw_auth_gen(auth);
+    if (job->attempts == 0)
+        job->attempts = 1;
+}
+
+/* ---- what comes next ---- */
+
+/* The role the person has once the user write is done. */
+static const char *person_role(const zw_job_t *job)
+{
+    json_object *v;
+
+    if (job->prov.ev.person.role)
+        return job->prov.ev.person.role;
+    if (job->prov.current && json_object_object_get_ex(job->prov.current, "role", &v))
+        return json_object_get_string(v);
+    return "end-user";
+}
+
+/* The user is as the event asks; group memberships follow when the event
+ * names them and the person is an agent or admin (Zendesk refuses groups
+ * for end-users). */
+static void person_done(zw_job_t *job)
+{
+    const zw_event_t *ev = &job->prov.ev;
+
+    if (!ev->person.has_group_ids || job->user_id <= 0 || ev->type == ZW_EVENT_LEAVER ||
+        strcmp(person_role(job), "end-user") == 0 ||
+        (zw_provision_is_dry(job) && !job->prov.current)) {
+        zw_job_finish(job);
+        return;
+    }
+    zw_job_set_state(job, ZW_JOB_GROUPS_LIST);
+    job->failures = 0;
+    submit(job);
+}
+
+/* The answer of a lookup: plan the write, or end when none is needed. */
+static void looked_up(zw_job_t *job, const zw_http_t *req, json_object *answer)
+{
+    json_object *root = answer ? json_object_get(answer) : zw_http_json(req);
+    zw_plan_t *plan = &job->prov.plan;
+
+    if (!root) {
+        /* A 200 that is not JSON: Zendesk misbehaved; retry as transient. */
+        zw_job_backoff_or_fail(job, req->status, "InvalidResponse",
+                               "Zendesk answered the lookup with a body that is not JSON");
+        return;
+    }
+    json_object_put(job->prov.current);
+    job->prov.current = zw_users_pick(root, job->prov.ev.person.external_id);
+    json_object_put(root);
+    zw_plan_cleanup(plan);
+    if (zw_plan_decide(&job->prov.ev, zw_tenant_config(job->tenant)->leaver_policy,
+                       job->prov.current, plan) != 0) {
+        zw_job_fail(job, "permanent", 0, "LocalError", "out of memory planning the change");
+        return;
+    }
+    zw_job_set_state(job, ZW_JOB_WRITE);
+    zw_job_set_looking(job, false);
+    job->failures = 0; /* max_attempts counts per Zendesk call */
+    job->user_id = plan->user_id;
+    if (plan->fail_not_found) {
+        job->outcome = "not_found";
+        zw_job_fail(job, "permanent", 0, "UserNotFound",
+                    "no Zendesk user has this external_id, and the event lacks email and name "
+                    "to create one");
+        return;
+    }
+    if (plan->step == ZW_STEP_NONE || zw_provision_is_dry(job)) {
+        job->status = zw_provision_is_dry(job) ? "dry_run" : "succeeded";
+        job->outcome = plan->step == ZW_STEP_NONE ? plan->outcome : plan->dry_outcome;
+        person_done(job);
+        return;
+    }
+    submit(job);
+}
+
+void zw_provision_relookup(zw_job_t *job)
+{
+    zw_job_set_state(job, ZW_JOB_LOOKUP);
+}
+
+void zw_provision_written(zw_job_t *job, const zw_write_result_t *wr)
+{
+    const zw_plan_t *plan = &job->prov.plan;
+
+    if (wr->how == ZW_WRITTEN_FAILED) {
+        zw_job_fail(job, "permanent", 0, wr->code, wr->msg);
+        return;
+    }
+    if (wr->how == ZW_WRITTEN_NOT_FOUND) {
+        if (plan->step == ZW_STEP_DELETE) {
+            /* Gone already: a leaver's goal is met. */
+            job->status = "succeeded";
+            job->outcome = "not_found";
+            zw_job_finish(job);
+            return;
+        }
+        /* The user vanished between lookup and write: look again. */
+        zw_provision_relookup(job);
+        job->attempts++;
+        submit(job);
+        return;
+    }
+    job->status = "succeeded";
+    job->outcome = plan->outcome;
+    if (plan->step == ZW_STEP_CREATE_OR_UPDATE && wr->matched_existing)
+        job->outcome = "updated"; /* matched an existing user by e-mail */
+    if (plan->step != ZW_STEP_DELETE && wr->user_id > 0)
+        job->user_id = wr->user_id;
+    person_done(job);
+}
+
+static void written_single(zw_job_t *job, const zw_http_t *req, zw_class_t cls)
+{
+    zw_write_result_t wr = {0};
+    json_object *root;
+
+    wr.how = cls == ZW_CLASS_NOT_FOUND ? ZW_WRITTEN_NOT_FOUND : ZW_WRITTEN_OK;
+    wr.matched_existing = req->status == 200;
+    if (wr.how == ZW_WRITTEN_OK && job->prov.plan.step != ZW_STEP_DELETE) {
+        root = zw_http_json(req);
+        wr.user_id = zw_users_answer_id(root);
+        json_object_put(root);
+    }
+    zw_provision_written(job, &wr);
+}
+
+/* Compares the listed memberships with the event's group_ids. */
+static void groups_listed(zw_job_t *job, const zw_http_t *req)
+{
+    const zw_person_t *p = &job->prov.ev.person;
+    json_object *root = zw_http_json(req);
+    int rc;
+
+    free(job->prov.group_ops);
+    rc = zw_users_group_ops(root, p->group_ids, p->n_group_ids, &job->prov.group_ops,
+                            &job->prov.n_group_ops);
+    json_object_put(root);
+    if (rc != 0) {
+        zw_job_fail(job, "permanent", 0, "LocalError", "out of memory");
+        return;
+    }
+    job->prov.group_op = 0;
+    if (job->prov.n_group_ops == 0) {
+        zw_job_finish(job);
+        return;
+    }
+    if (strcmp(job->outcome, "unchanged") == 0)
+        job->outcome = zw_provision_is_dry(job) ? "would_update" : "updated";
+    if (zw_provision_is_dry(job)) {
+        zw_job_finish(job);
+        return;
+    }
+    zw_job_set_state(job, ZW_JOB_GROUPS_APPLY);
+    submit(job);
+}
+
+static void group_op_done(zw_job_t *job)
+{
+    job->failures = 0;
+    if (++job->prov.group_op >= job->prov.n_group_ops) {
+        zw_job_finish(job);
+        return;
+    }
+    submit(job);
+}
+
+/* A membership call's answer; false when it is for the shared policy. */
+static bool groups_answer(zw_job_t *job, const zw_http_t *req, zw_class_t cls)
+{
+    if (cls != ZW_CLASS_OK && cls != ZW_CLASS_NOT_FOUND)
+        return false;
+    if (job->state == ZW_JOB_GROUPS_LIST && cls == ZW_CLASS_OK)
+        groups_listed(job, req);
+    else if (job->state == ZW_JOB_GROUPS_LIST)
+        zw_job_fail(job, "permanent", req->status, "RecordNotFound",
+                    "the user's group memberships could not be listed");
+    else if (cls == ZW_CLASS_OK || job->prov.group_ops[job->prov.group_op] < 0)
+        group_op_done(job); /* a 404 on removal: already gone */
+    else
+        zw_job_fail(job, "permanent", req->status, "RecordNotFound",
+                    "a group the event names does not exist");
+    return true;
+}
+
+void zw_provision_answer(zw_job_t *job, const zw_http_t *req, json_object *answer,
+                         bool *seen_429)
+{
+    zw_class_t cls = zw_retry_classify(req->status, req->curl_code);
+    zw_answer_ctx_t ctx = {job->state == ZW_JOB_LOOKUP ? "lookup" : "change", false, seen_429};
+
+    job->http = NULL;
+    if (job->state == ZW_JOB_STOPPED) {
+        zw_job_free(job); /* its partition was handed back while this was in flight */
+        return;
+    }
+    zw_job_record_request_id(job, req);
+    if (job->state == ZW_JOB_GROUPS_LIST || job->state == ZW_JOB_GROUPS_APPLY) {
+        if (!groups_answer(job, req, cls))
+            zw_job_answer_failed(job, req, cls, &ctx);
+    } else if (job->state == ZW_JOB_LOOKUP && cls == ZW_CLASS_OK) {
+        looked_up(job, req, answer);
+    } else if (job->state == ZW_JOB_WRITE && (cls == ZW_CLASS_OK || cls == ZW_CLASS_NOT_FOUND)) {
+        written_single(job, req, cls);
+    } else {
+        zw_job_answer_failed(job, req, cls, &ctx);
+    }
+}

@@ -1,0 +1,178 @@
+/* The rebalance callback: cooperative (incremental) assignment. A revoked
+ * partition's unfinished jobs leave their key queues, tenant lanes and bulk
+ * jobs; one whose request is in flight is STOPPED and ends quietly when the
+ * answer comes; finished ones still deliver their results. */
+#include "rebalance.h"
+
+#include <stdlib.h>
+
+#include "zw/log.h"
+#include "zw/metrics.h"
+
+struct zw_rebalance_s {
+    zw_core_t *core;
+    zw_admin_t *admin;
+    zw_consume_t *consume;
+    size_t n_assigned;
+    bool ever_assigned;
+    bool stopping;
+};
+
+zw_rebalance_t *zw_rebalance_new(zw_core_t *core, zw_admin_t *admin)
+{
+    zw_rebalance_t *r = calloc(1, sizeof(*r));
+
+    if (r) {
+        r->core = core;
+        r->admin = admin;
+    }
+    return r;
+}
+
+void zw_rebalance_destroy(zw_rebalance_t *r)
+{
+    free(r);
+}
+
+void zw_rebalance_set_consume(zw_rebalance_t *r, zw_consume_t *consume)
+{
+    r->consume = consume;
+}
+
+void zw_rebalance_set_stopping(zw_rebalance_t *r)
+{
+    r->stopping = true;
+}
+
+bool zw_rebalance_ever_assigned(const zw_rebalance_t *r)
+{
+    return r->ever_assigned;
+}
+
+/* Tenants' events are spread over partitions by key, so this replica's
+ * share of a tenant's work is its share of partitions. */
+static void update_share(zw_rebalance_t *r, rd_kafka_t *rk)
+{
+    const zw_config_t *cfg = r->core->env.cfg;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, cfg->kafka.topic_provisioning, NULL);
+    int total = 0;
+    double share;
+
+    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR && md &&
+        md->topic_cnt == 1)
+        total = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    share = total > 0 ? (double)r->n_assigned / total : 1.0;
+    if (share > 1.0)
+        share = 1.0;
+    if (share < 0.01)
+        share = 0.01;
+    zw_tenants_set_share(r->core->jobs.tenants, share);
+    ZW_LOG(ZW_LOG_INFO, "assignment changed", ZW_LF_INT("partitions", (long long)r->n_assigned),
+           ZW_LF_INT("topic_partitions", total),
+           ZW_LF_INT("share_permille", (long long)(share * 1000)));
+}
+
+/* Drops one revoked job's work that has not reached Zendesk. */
+static void drop_job(zw_job_t *job)
+{
+    if (zw_walk_running(job)) {
+        /* A walk handed back ends without an end marker: the new owner
+         * makes a new, complete snapshot. */
+        zw_walk_stop(job, NULL);
+        return;
+    }
+    if (job->state == ZW_JOB_PRODUCING || job->state == ZW_JOB_STOPPED)
+        return; /* finished: its records are on their way */
+    zw_bulk_forget(job);
+    zw_job_detach(job);
+    if (job->http)
+        zw_job_set_state(job, ZW_JOB_STOPPED); /* freed when the answer comes */
+    else
+        zw_job_free(job);
+}
+
+static void revoke(zw_rebalance_t *r, zw_part_t *part)
+{
+    zw_jobs_t *js = &r->core->jobs;
+    zw_part_link_t *link, *next;
+
+    for (link = zw_part_links(part); link; link = link->next)
+        zw_keyq_drop(js->keyqs, &ZW_JOB_OF(link, plink)->klink);
+    for (link = zw_part_links(part); link; link = next) {
+        next = link->next;
+        drop_job(ZW_JOB_OF(link, plink));
+    }
+    /* Only now: a revoked partition goes with its last job. */
+    zw_parts_revoke(js->parts, part);
+}
+
+static rd_kafka_error_t *assign(zw_rebalance_t *r, rd_kafka_t *rk,
+                                rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_error_t *error;
+
+    for (int i = 0; i < parts->cnt; i++)
+        zw_parts_get(r->core->jobs.parts, parts->elems[i].topic, parts->elems[i].partition);
+    error = rd_kafka_incremental_assign(rk, parts);
+    r->ever_assigned = true;
+    if (!r->stopping)
+        zw_admin_set_ready(r->admin, true, NULL); /* a broker answered */
+    r->n_assigned += (size_t)parts->cnt;
+    if (r->consume && zw_consume_paused(r->consume))
+        rd_kafka_pause_partitions(rk, parts);
+    return error;
+}
+
+static rd_kafka_error_t *unassign(zw_rebalance_t *r, rd_kafka_t *rk,
+                                  rd_kafka_topic_partition_list_t *parts)
+{
+    zw_jobs_t *js = &r->core->jobs;
+    rd_kafka_error_t *error;
+
+    /* Commit what is done before handing the partitions over. */
+    rd_kafka_commit(rk, NULL, 0);
+    for (int i = 0; i < parts->cnt; i++) {
+        zw_part_t *p = zw_parts_find(js->parts, parts->elems[i].topic, parts->elems[i].partition);
+        zw_metrics_remove_partition(r->core->env.metrics, parts->elems[i].topic,
+                                    parts->elems[i].partition);
+        if (p)
+            revoke(r, p);
+    }
+    error = rd_kafka_incremental_unassign(rk, parts);
+    r->n_assigned = r->n_assigned >= (size_t)parts->cnt ? r->n_assigned - (size_t)parts->cnt : 0;
+    return error;
+}
+
+void zw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                     rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    zw_rebalance_t *r = opaque;
+    rd_kafka_error_t *error;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        error = assign(r, rk, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        error = unassign(r, rk, parts);
+    } else {
+        ZW_LOG(ZW_LOG_ERROR, "rebalance failed", ZW_LF_STR("error", rd_kafka_err2str(err)));
+        error = rd_kafka_incremental_unassign(rk, parts);
+    }
+    if (error) {
+        ZW_LOG(ZW_LOG_ERROR, "incremental (un)assign failed",
+               ZW_LF_STR("error", rd_kafka_error_string(error)));
+        rd_kafka_error_destroy(error);
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        ZW_LOG(ZW_LOG_INFO,
+               err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "partition assigned"
+                                                           : "partition revoked",
+               ZW_LF_STR("topic", parts->elems[i].topic),
+               ZW_LF_INT("partition", parts->elems[i].partition));
+    if (!r->stopping)
+        update_share(r, rk);
+}
