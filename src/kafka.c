@@ -86,6 +86,14 @@ rd_kafka_t *zw_kafka_consumer_new(const zw_config_t *config,
     return rk;
 }
 
+static bool user_set(const zw_config_t *config, const char *name)
+{
+    for (size_t i = 0; i < config->kafka.n_properties; i++)
+        if (strcmp(config->kafka.property_names[i], name) == 0)
+            return true;
+    return false;
+}
+
 rd_kafka_t *zw_kafka_producer_new(const zw_config_t *config,
                                   void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
                                   void *opaque, char *errstr, size_t errstr_size)
@@ -100,6 +108,18 @@ rd_kafka_t *zw_kafka_producer_new(const zw_config_t *config,
         set(conf, "linger.ms", "5", errstr, errstr_size) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
+    }
+    /* A DLQ record carries a whole input (up to max_event_bytes) plus
+     * headers: the producer must take what the consumer admitted. The
+     * operator's own message.max.bytes wins. */
+    if (!user_set(config, "message.max.bytes")) {
+        char v[32];
+        long long need = (long long)config->worker.max_event_bytes + 65536;
+        snprintf(v, sizeof(v), "%lld", need > 1000000 ? need : 1000000);
+        if (set(conf, "message.max.bytes", v, errstr, errstr_size) != 0) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_opaque(conf, opaque);

@@ -13,6 +13,7 @@
 
 #define RETRY_QUEUE_MS 200    /* the producer's local queue refused the record */
 #define RETRY_DELIVERY_MS 500 /* the broker did not take it */
+#define DLQ_CUT_BYTES 262144  /* what a DLQ value too large to produce is cut to */
 
 struct zw_output_s {
     zw_env_t *env;
@@ -76,7 +77,8 @@ static rd_kafka_headers_t *dlq_headers(zw_output_t *o, const zw_delivery_t *d)
     static const char *const ours[] = {"zw_error_reason",     "zw_error_message",
                                        "zw_source_topic",     "zw_source_partition",
                                        "zw_source_offset",    "zw_worker_id",
-                                       "zw_failed_at",        NULL};
+                                       "zw_failed_at",        "zw_value_truncated",
+                                       NULL};
     rd_kafka_headers_t *h = d->input_headers ? rd_kafka_headers_copy(d->input_headers)
                                              : rd_kafka_headers_new(8);
     char num[32], now[32];
@@ -95,6 +97,11 @@ static rd_kafka_headers_t *dlq_headers(zw_output_t *o, const zw_delivery_t *d)
     add_header(h, "zw_worker_id", o->env->worker_id);
     zw_env_iso_now(now, sizeof(now));
     add_header(h, "zw_failed_at", now);
+    rd_kafka_header_remove(h, "zw_value_truncated");
+    if (d->truncated_from) {
+        snprintf(num, sizeof(num), "%zu", d->truncated_from);
+        add_header(h, "zw_value_truncated", num);
+    }
     return h;
 }
 
@@ -109,6 +116,61 @@ static void retry_timer(void *arg)
 static void retry_in(zw_output_t *o, zw_delivery_t *d, int64_t delay_ms)
 {
     d->timer = zw_env_timer(o->env, delay_ms, retry_timer, d);
+}
+
+bool zw_output_permanent(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR__FATAL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A DLQ record the producer or the topic cannot take as it is: smaller
+ * first (the value cut, then no value), so the input's offset can move on
+ * with its headers saying why. false when nothing is left to cut. */
+static bool shrink(zw_delivery_t *d, rd_kafka_resp_err_t err)
+{
+    if (!d->dlq || (err != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
+                    err != RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE))
+        return false;
+    if (d->value_len == 0)
+        return false;
+    if (!d->truncated_from)
+        d->truncated_from = d->value_len;
+    d->value_len = d->value_len > DLQ_CUT_BYTES ? DLQ_CUT_BYTES : 0;
+    ZW_LOG(ZW_LOG_WARN, "DLQ record too large; producing it with its value cut",
+           ZW_LF_STR("topic", d->topic), ZW_LF_INT("input_bytes", (long long)d->truncated_from),
+           ZW_LF_INT("kept_bytes", (long long)d->value_len), ZW_LF_STR("event_id", d->subject));
+    return true;
+}
+
+/* What cannot be produced, ever: said once, and the record's owner is told,
+ * so a bad record does not freeze its partition's commits. */
+static void give_up(zw_delivery_t *d, rd_kafka_resp_err_t err)
+{
+    ZW_LOG(ZW_LOG_ERROR, "record cannot be produced (permanent error); it is dropped",
+           ZW_LF_STR("topic", d->topic), ZW_LF_STR("error", rd_kafka_err2str(err)),
+           ZW_LF_STR("event_id", d->subject));
+    d->acked(d, err);
+}
+
+static void give_up_timer(void *arg)
+{
+    zw_delivery_t *d = arg;
+
+    d->timer = 0;
+    give_up(d, d->err);
 }
 
 rd_kafka_resp_err_t zw_output_produce(zw_output_t *o, zw_delivery_t *d)
@@ -128,6 +190,14 @@ rd_kafka_resp_err_t zw_output_produce(zw_output_t *o, zw_delivery_t *d)
     rd_kafka_headers_destroy(h);
     if (!d->retry)
         return err;
+    if (zw_output_permanent(err)) {
+        if (shrink(d, err))
+            return zw_output_produce(o, d);
+        /* Not from inside the caller's produce: its owner may be mid-way. */
+        d->err = err;
+        d->timer = zw_env_timer(o->env, 0, give_up_timer, d);
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
     /* Try again shortly (queue full, or a transient local error); the event
      * stays uncommitted meanwhile. */
     ZW_LOG(ZW_LOG_WARN, "cannot produce, will retry", ZW_LF_STR("topic", d->topic),
@@ -147,6 +217,13 @@ void zw_output_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op
 
     (void)rk;
     (void)opaque;
+    if (m->err && d->retry && zw_output_permanent(m->err)) {
+        if (shrink(d, m->err))
+            zw_output_produce(d->out, d);
+        else
+            give_up(d, m->err);
+        return;
+    }
     if (m->err && d->retry) {
         /* The record did not reach the broker: produce it again; the offset
          * stays uncommitted until it does. */

@@ -169,10 +169,13 @@ static void looked_up(zw_job_t *job, const zw_http_t *req, json_object *answer)
     json_object *root = answer ? json_object_get(answer) : zw_http_json(req);
     zw_plan_t *plan = &job->prov.plan;
 
-    if (!root) {
-        /* A 200 that is not JSON: Zendesk misbehaved; retry as transient. */
+    if (!zw_users_is_list(root)) {
+        /* A 200 that is not a user list: Zendesk misbehaved; taking it for
+         * "no such user" would make a leaver a no-op or a joiner a
+         * duplicate. Retry as transient. */
+        json_object_put(root);
         zw_job_backoff_or_fail(job, req->status, "InvalidResponse",
-                               "Zendesk answered the lookup with a body that is not JSON");
+                               "Zendesk answered the lookup with a body that is not a user list");
         return;
     }
     json_object_put(job->prov.current);

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #define SHOW_MANY "/api/v2/users/show_many?external_ids="
+#define SEARCH "/api/v2/users/search?external_id="
 
 char *zw_users_lookup_path(const char *external_id)
 {
@@ -17,10 +18,12 @@ char *zw_users_lookup_path(const char *external_id)
 
     if (!esc)
         return NULL;
-    n = sizeof(SHOW_MANY) + strlen(esc);
+    /* show_many splits its list on commas, escaped or not: an id with a
+     * comma is looked up by the users search, which takes one id whole. */
+    n = sizeof(SHOW_MANY) + sizeof(SEARCH) + strlen(esc);
     path = malloc(n);
     if (path)
-        snprintf(path, n, "%s%s", SHOW_MANY, esc);
+        snprintf(path, n, "%s%s", strchr(external_id, ',') ? SEARCH : SHOW_MANY, esc);
     free(esc);
     return path;
 }
@@ -67,6 +70,14 @@ void zw_users_membership_op_call(int64_t user_id, int64_t op, zw_call_t *out)
         set_call(out, "DELETE", ZW_ENDPOINT_DELETE);
         snprintf(out->path, sizeof(out->path), "/api/v2/group_memberships/%lld", (long long)-op);
     }
+}
+
+bool zw_users_is_list(json_object *answer)
+{
+    json_object *users;
+
+    return answer && json_object_object_get_ex(answer, "users", &users) &&
+           json_object_is_type(users, json_type_array);
 }
 
 json_object *zw_users_pick(json_object *answer, const char *external_id)

@@ -45,6 +45,8 @@ struct zw_delivery_s {
     void *arg;
     zw_output_t *out;         /* output.c: what produced it */
     uint64_t timer;           /* output.c: a retry waiting */
+    size_t truncated_from;    /* output.c: a DLQ value cut to fit, from this length; 0 */
+    rd_kafka_resp_err_t err;  /* output.c: the permanent error being reported */
 };
 
 /* A producer front for producer (lent, as env is). NULL when out of memory. */
@@ -56,8 +58,16 @@ void zw_output_destroy(zw_output_t *o);
 /* Produces d's record. A record with d->retry is produced again until the
  * broker has it (a local queue error after 200 ms, a failed delivery after
  * 500 ms), so this returns 0; otherwise the producer's error is returned (and
- * a later failed delivery goes to acked). */
+ * a later failed delivery goes to acked). An error that no retry can cure
+ * (zw_output_permanent) is not retried: a DLQ record too large for the
+ * producer or the topic is produced again with its value cut (header
+ * zw_value_truncated: the input's length), then with no value; anything
+ * else permanent goes to acked with the error, so the offset moves on. */
 rd_kafka_resp_err_t zw_output_produce(zw_output_t *o, zw_delivery_t *d);
+
+/* Whether a producer error is permanent for that record: retrying the same
+ * record cannot succeed (too large, not authorised, invalid). */
+bool zw_output_permanent(rd_kafka_resp_err_t err);
 
 /* Cancels d's pending retry, if any (its owner goes away). */
 void zw_output_cancel(zw_output_t *o, zw_delivery_t *d);

@@ -23,8 +23,10 @@ typedef struct zw_call_s {
     char body_buf[128];
 } zw_call_t;
 
-/* "/api/v2/users/show_many?external_ids=" followed by the escaped ids, or
- * NULL when out of memory. A new string. */
+/* The lookup of one person: "/api/v2/users/show_many?external_ids=" and
+ * the escaped id, or, for an id with a comma (which show_many would split),
+ * the users search "/api/v2/users/search?external_id=". NULL when out of
+ * memory. A new string. */
 char *zw_users_lookup_path(const char *external_id);
 
 /* The write the plan needs (plan->step is not ZW_STEP_NONE); the body is
@@ -37,6 +39,10 @@ void zw_users_memberships_call(int64_t user_id, zw_call_t *out);
 /* One membership change: op > 0 adds the user to group op, op < 0 removes
  * membership -op. */
 void zw_users_membership_op_call(int64_t user_id, int64_t op, zw_call_t *out);
+
+/* Whether a lookup answer has the shape of one: {"users": [...]}. Anything
+ * else is an error, never "no such user". */
+bool zw_users_is_list(json_object *answer);
 
 /* The active user whose external_id matches (case-insensitively, as Zendesk
  * matches it) in a show_many answer, or NULL. Returns a new reference. */

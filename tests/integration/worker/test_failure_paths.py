@@ -1,0 +1,128 @@
+"""Failure paths that used to stall a partition or skip a leaver (issue 13): an id that
+show_many cannot look up, a lookup answer without a user list, and inputs too large for
+the dead-letter topic. Each test failed on the code before its fix."""
+import json
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import ConfigResource
+
+from conftest import Input, assert_outcome, event, joiner, new_traceparent, only
+
+
+def _user(env, sub, ext):
+    users = [u for u in env.sim.users_by_ext(sub).get(ext.lower(), []) if u.get("active", True)]
+    assert len(users) == 1, f"{ext}: expected one active user, got {users}"
+    return users[0]
+
+
+def test_leaver_whose_external_id_has_a_comma_is_found(make_env):
+    """show_many splits external_ids on commas, escaped or not: the worker must look such
+    a person up another way, never report them not_found while they keep access."""
+    env = make_env(partitions=1)
+    env.sim.seed_user("acme", "AB,12", role="agent", email="ab12@acme.example")
+    env.start_worker()
+    [inp] = env.send([event("leaver", "acme", "AB,12")])
+    res = only(env.wait_results([inp]), inp)
+    assert_outcome(res, "succeeded", "downgraded", inp)
+    u = _user(env, "acme", "AB,12")
+    assert (u["role"], u["suspended"]) == ("end-user", True), u
+    # The lookup went through the users search, which takes one id whole.
+    paths = [r["path"] for r in env.sim.requests("acme") if r["method"] == "GET"]
+    assert any(p.startswith("/api/v2/users/search") for p in paths), paths
+    # Replayed, nothing is left to do.
+    [again] = env.send([event("leaver", "acme", "AB,12")])
+    assert_outcome(only(env.wait_results([again]), again), "succeeded", "unchanged", again)
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
+
+
+def test_lookup_answer_without_users_is_an_error_not_not_found(make_env):
+    """A 200 whose body has no users array is not "no such user": a leaver must not become
+    a silent no-op (nor a joiner a duplicate). It is retried like a transient failure."""
+    env = make_env(partitions=1)
+    env.sim.seed_user("acme", "L200", role="agent")
+    env.sim.add_script("acme", [{"method": "GET", "path": "/api/v2/users/show_many*", "count": 2,
+                                 "status": 200, "body": {"count": 0}}])
+    env.start_worker()
+    [inp] = env.send([event("leaver", "acme", "L200")])
+    res = only(env.wait_results([inp]), inp)
+    assert_outcome(res, "succeeded", "downgraded", inp)
+    assert res["attempts"] >= 3, res   # two odd answers, then the real one
+    u = _user(env, "acme", "L200")
+    assert (u["role"], u["suspended"]) == ("end-user", True), u
+    env.stop_worker(env.workers[0])
+
+
+def test_lookup_answers_without_users_exhaust_to_a_failure(make_env):
+    env = make_env(partitions=1)
+    env.sim.seed_user("acme", "L201", role="agent")
+    env.sim.add_script("acme", [{"method": "GET", "path": "/api/v2/users/show_many*", "count": 50,
+                                 "status": 200, "body": {"count": 0}}])
+    env.start_worker(worker={"max_attempts": 3})
+    [inp] = env.send([event("leaver", "acme", "L201")])
+    res = only(env.wait_results([inp]), inp)
+    assert res["status"] == "failed" and res["error"]["class"] == "transient_exhausted", res
+    assert res["error"]["code"] == "InvalidResponse", res
+    assert _user(env, "acme", "L201")["role"] == "agent"   # nothing was written
+    env.stop_worker(env.workers[0])
+
+
+def _big_producer(env):
+    return Producer({"bootstrap.servers": env.bootstrap, "message.max.bytes": 4_000_000,
+                     "linger.ms": 5, "enable.idempotence": True})
+
+
+def _invalid_event(n_bytes):
+    ev = joiner("acme", "HUGE", "agent")
+    ev["colour"] = "x"          # unknown field: invalid whatever its size
+    ev["person"]["user_fields"] = {"bio": ""}
+    pad = n_bytes - len(json.dumps(ev).encode())
+    ev["person"]["user_fields"]["bio"] = "y" * pad
+    value = json.dumps(ev).encode()
+    assert len(value) == n_bytes
+    return ev, value
+
+
+def test_event_of_one_megabyte_does_not_freeze_its_partition(make_env):
+    """An invalid event of 1,010,000 bytes (under max_event_bytes' default) goes to the DLQ
+    and the partition's commit moves past it; the event after it is done."""
+    env = make_env(partitions=1)
+    env.producer = _big_producer(env)
+    ev, value = _invalid_event(1_010_000)
+    poison = Input("acme/HUGE", value, [("traceparent", new_traceparent().encode())], ev, good=False)
+    good = joiner("acme", "AFTER1", "agent")
+    env.produce([poison])
+    [after] = env.send([good])
+    env.start_worker()
+    env.wait_results([poison, after])
+    env.wait_dlq(1)
+    err = only(env.results_for(poison), poison)["error"]
+    assert (err["class"], err["code"]) == ("invalid_event", "unknown_field"), err
+    assert_outcome(only(env.results_for(after), after), "succeeded", "created", after)
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
+
+
+def test_dlq_record_too_large_for_its_topic_is_cut_and_says_so(make_env):
+    """When the DLQ topic refuses the record (its max.message.bytes is smaller than the
+    input), the record goes with its value cut and a zw_value_truncated header, and the
+    partition moves on; before, the produce was retried for ever."""
+    env = make_env(partitions=1)
+    res = ConfigResource("topic", env.topics["dead_letter"], set_config={"max.message.bytes": "300000"})
+    for f in env.admin.alter_configs([res]).values():
+        f.result(timeout=15)
+    env.producer = _big_producer(env)
+    ev, value = _invalid_event(400_000)
+    poison = Input("acme/HUGE", value, [("traceparent", new_traceparent().encode())], ev, good=False)
+    env.produce([poison])
+    [after] = env.send([joiner("acme", "AFTER2", "agent")])
+    env.start_worker()
+    env.wait_results([poison, after])
+    env.wait_dlq(1)
+    [rec] = env.dlq
+    assert rec.headers["zw_value_truncated"] == str(len(value)), rec.headers
+    assert rec.headers["zw_error_reason"] == "unknown_field", rec.headers
+    assert len(rec.raw or b"") < 300_000
+    assert_outcome(only(env.results_for(after), after), "succeeded", "created", after)
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
