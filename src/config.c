@@ -782,7 +782,7 @@ static void load_worker(ctx_t *ctx, zw_config_t *c, config_setting_t *root)
                                        "backoff_max_ms",  "retry_deadline_ms",   "shutdown_timeout_ms",
                                        "max_event_bytes", "dry_run",             "bulk_min_items",
                                        "bulk_linger_ms",  "bulk_poll_ms",        "bulk_refused_retry_ms",
-                                       NULL};
+                                       "max_tenant_events", NULL};
     config_setting_t *w = get_group(ctx, root, "", "worker", false);
 
     if (w)
@@ -799,6 +799,8 @@ static void load_worker(ctx_t *ctx, zw_config_t *c, config_setting_t *root)
             &c->worker.shutdown_timeout_ms);
     get_int(ctx, w, "worker", "max_event_bytes", false, 1048576, 1024, 100 * 1048576,
             &c->worker.max_event_bytes);
+    get_int(ctx, w, "worker", "max_tenant_events", false, 0, 0, 10000000,
+            &c->worker.max_tenant_events);
     get_bool(ctx, w, "worker", "dry_run", false, &c->worker.dry_run);
     get_int(ctx, w, "worker", "bulk_min_items", false, 10, 0, 100, &c->worker.bulk_min_items);
     get_int(ctx, w, "worker", "bulk_linger_ms", false, 200, 0, 60000, &c->worker.bulk_linger_ms);

@@ -3,6 +3,7 @@
  * to its walk or its key queue. */
 #include "consume.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@ struct zw_consume_s {
     zw_walks_t *ws;
     rd_kafka_t *consumer;
     size_t max_jobs;
+    int tenant_cap;     /* events one tenant may hold in memory */
+    int64_t next_rewind_ms;
     bool paused;
     bool stopped;
     bool more;
@@ -34,6 +37,9 @@ zw_consume_t *zw_consume_new(zw_jobs_t *js, zw_walks_t *ws, rd_kafka_t *consumer
         c->ws = ws;
         c->consumer = consumer;
         c->max_jobs = max_jobs;
+        c->tenant_cap = js->env->cfg->worker.max_tenant_events;
+        if (c->tenant_cap <= 0)
+            c->tenant_cap = max_jobs / 4 > 64 ? (int)(max_jobs / 4) : 64;
     }
     return c;
 }
@@ -81,6 +87,27 @@ static void on_sync(zw_consume_t *c, zw_job_t *job, const rd_kafka_message_t *m)
 
 /* An event: same key, offset order, so it waits behind its key's active
  * event; the key queue is per partition, as Kafka's ordering is. */
+/* A tenant that holds as many events as it may, or whose earlier events of
+ * this partition (or of this key) are deferred: this event is deferred too
+ * (the offset stays uncommitted and is read again after a rewind), so a
+ * throttled tenant's backlog never fills the memory other tenants need. */
+static bool deferred(zw_consume_t *c, zw_job_t *job, zw_event_error_t perr, char *id)
+{
+    zw_tenant_t *t = perr == ZW_EVENT_OK ? zw_tenants_find(c->js->tenants, job->prov.ev.tenant)
+                                         : NULL;
+
+    if (!t || (zw_tenant_events(t) < c->tenant_cap &&
+               !zw_part_defers(job->part, job->offset, zw_tenant_name(t), job->key)))
+        return false;
+    if (zw_part_defer(job->part, job->offset, zw_tenant_name(t), job->key) != 0)
+        return false; /* out of memory: keep it */
+    zw_tenant_add_deferred(t, 1);
+    c->js->env->stats.consumed--; /* counted when read again */
+    free(id);
+    zw_job_free(job);
+    return true;
+}
+
 static void on_event(zw_consume_t *c, zw_job_t *job, const rd_kafka_message_t *m)
 {
     char errstr[300], *id = NULL, *name;
@@ -88,9 +115,13 @@ static void on_event(zw_consume_t *c, zw_job_t *job, const rd_kafka_message_t *m
                                                sizeof(errstr));
     int at;
 
+    if (deferred(c, job, perr, id))
+        return;
     if (!admit(job, perr, id, zw_event_type_name(job->prov.ev.type), job->prov.ev.tenant, errstr,
                sizeof(errstr)))
         return;
+    job->held = true;
+    zw_tenant_add_events(job->tenant, 1);
     name = zw_provision_queue_name(job);
     at = name ? zw_keyq_add(c->js->keyqs, name, &job->klink) : -1;
     free(name);
@@ -102,6 +133,16 @@ static void on_event(zw_consume_t *c, zw_job_t *job, const rd_kafka_message_t *m
         job->ops->start(job);
     else
         zw_job_set_state(job, ZW_JOB_QUEUED);
+}
+
+/* A deferred offset read again is no longer counted as deferred. */
+static void undefer_count(zw_consume_t *c, const zw_part_t *part, int64_t offset)
+{
+    const char *name = zw_part_deferred_tenant(part, offset);
+    zw_tenant_t *t = name ? zw_tenants_find(c->js->tenants, name) : NULL;
+
+    if (t)
+        zw_tenant_add_deferred(t, -1);
 }
 
 static void on_message(zw_consume_t *c, const rd_kafka_message_t *m)
@@ -117,6 +158,9 @@ static void on_message(zw_consume_t *c, const rd_kafka_message_t *m)
                ZW_LF_STR("topic", topic), ZW_LF_INT("partition", m->partition));
         return;
     }
+    if (zw_part_seen(part, m->offset))
+        return; /* read again by a rewind, and not deferred: done or under way */
+    undefer_count(c, part, m->offset);
     job = zw_job_new(c->js, part, m->offset, sync ? &zw_walk_ops : &zw_provision_ops);
     if (!job) {
         ZW_LOG(ZW_LOG_ERROR, "cannot track message; it stays uncommitted",
@@ -202,6 +246,60 @@ void zw_consume_stop(zw_consume_t *c)
     c->paused = false;
     set_paused(c, true);
     c->stopped = true;
+}
+
+/* Whether a tenant with deferred events in part has room again (below half
+ * its cap, so a rewind reads a worthwhile batch). */
+static bool part_has_room(zw_consume_t *c, const zw_part_t *part)
+{
+    zw_tenants_t *ts = c->js->tenants;
+
+    for (size_t i = 0; i < zw_tenants_count(ts); i++) {
+        zw_tenant_t *t = zw_tenants_at(ts, i);
+        if (zw_tenant_deferred(t) > 0 && zw_tenant_events(t) < c->tenant_cap / 2 &&
+            zw_part_defers(part, INT64_MAX, zw_tenant_name(t), NULL))
+            return true;
+    }
+    return false;
+}
+
+static void rewind_part(zw_part_t *part, void *arg)
+{
+    zw_consume_t *c = arg;
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_error_t *err;
+    int64_t offset;
+
+    if (zw_part_deferred(part) == 0 || !part_has_room(c, part) ||
+        (offset = zw_part_rewind_offset(part)) < 0)
+        return;
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, zw_part_topic(part), zw_part_partition(part))->offset =
+        offset;
+    err = rd_kafka_seek_partitions(c->consumer, l, 0);
+    if (err) {
+        ZW_LOG(ZW_LOG_WARN, "cannot rewind to deferred events",
+               ZW_LF_STR("topic", zw_part_topic(part)),
+               ZW_LF_INT("partition", zw_part_partition(part)),
+               ZW_LF_STR("error", rd_kafka_error_string(err)));
+        rd_kafka_error_destroy(err);
+    } else {
+        ZW_LOG(ZW_LOG_DEBUG, "rewinding to deferred events",
+               ZW_LF_STR("topic", zw_part_topic(part)),
+               ZW_LF_INT("partition", zw_part_partition(part)), ZW_LF_INT("offset", offset),
+               ZW_LF_INT("deferred", (long long)zw_part_deferred(part)));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void zw_consume_rewind(zw_consume_t *c)
+{
+    int64_t now = zw_loop_now_ms();
+
+    if (c->stopped || now < c->next_rewind_ms)
+        return;
+    c->next_rewind_ms = now + 1000;
+    zw_parts_each(c->js->parts, rewind_part, c);
 }
 
 bool zw_consume_paused(const zw_consume_t *c)

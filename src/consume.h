@@ -36,6 +36,10 @@ bool zw_consume_more(const zw_consume_t *c);
 /* Pauses or resumes the partitions by the work in memory. */
 void zw_consume_backpressure(zw_consume_t *c);
 
+/* Reads deferred events again where their tenant has room: seeks each such
+ * partition back to its first deferred offset (at most once a second). */
+void zw_consume_rewind(zw_consume_t *c);
+
 /* Shutdown: pauses every partition for good (nothing new is fetched). */
 void zw_consume_stop(zw_consume_t *c);
 

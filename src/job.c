@@ -99,6 +99,8 @@ void zw_job_free(zw_job_t *job)
         zw_output_cancel(js->output, &job->dr_result);
         zw_output_cancel(js->output, &job->dr_dlq);
     }
+    if (job->held)
+        zw_tenant_add_events(job->tenant, -1);
     zw_part_unlink(js->parts, job->part, &job->plink);
     zw_job_release(job);
     js->n_jobs--;

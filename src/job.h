@@ -97,6 +97,7 @@ struct zw_job_s {
     int failures;                /* transient failures of the current call */
     bool auth_retried;
     bool looking;                /* counted in its tenant's looking events */
+    bool held;                   /* counted in its tenant's events in memory */
     int64_t start_ms;
     int64_t retry_base_ms;       /* retrying stops retry_deadline_ms after this */
     char started_at[32];

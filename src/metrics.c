@@ -143,6 +143,8 @@ struct zw_metrics_s {
     size_t d_retry_after;  /* [tenant] */
     size_t d_budget;       /* [tenant] */
     size_t d_budget_rate;  /* [tenant] */
+    size_t d_events;       /* [tenant] */
+    size_t d_deferred;     /* [tenant] */
     size_t d_snap_running; /* [tenant]: NaN, 0 or 1 */
     size_t n_d;
 };
@@ -266,6 +268,8 @@ zw_metrics_t *zw_metrics_new(const char *const *tenants, size_t n_tenants, const
     m->d_retry_after = off, off += t;
     m->d_budget = off, off += t;
     m->d_budget_rate = off, off += t;
+    m->d_events = off, off += t;
+    m->d_deferred = off, off += t;
     m->d_snap_running = off, off += t;
     m->n_d = off;
 
@@ -464,6 +468,21 @@ void zw_metrics_set_budget(zw_metrics_t *m, const char *tenant, double tokens_av
     pthread_mutex_lock(&m->lock);
     m->st.d[m->d_budget + te] = tokens_available;
     m->st.d[m->d_budget_rate + te] = per_minute;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void zw_metrics_set_tenant_events(zw_metrics_t *m, const char *tenant, long held, long deferred)
+{
+    size_t te;
+
+    if (!m)
+        return;
+    te = find_tenant(m, tenant);
+    if (te == m->n_tenants)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->st.d[m->d_events + te] = (double)held;
+    m->st.d[m->d_deferred + te] = (double)deferred;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -1003,6 +1022,13 @@ static void render_worker(out_t *o, const zw_metrics_t *m, const state_t *st)
                      m->d_budget);
     per_tenant_gauge(o, m, st, "zendesk_worker_tenant_budget_per_minute",
                      "This replica's request budget per minute for the tenant.", m->d_budget_rate);
+    per_tenant_gauge(o, m, st, "zendesk_worker_tenant_events_held",
+                     "The tenant's provisioning events in this replica's memory.", m->d_events);
+    per_tenant_gauge(o, m, st, "zendesk_worker_tenant_events_deferred",
+                     "The tenant's events read and left in Kafka because it holds as many as it "
+                     "may; they are read again when it has room (lag that more replicas would "
+                     "not help with).",
+                     m->d_deferred);
 
     per_partition_gauge(o, st, "zendesk_worker_consumer_lag",
                         "Messages behind the partition's end, by assigned partition.", true);

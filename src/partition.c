@@ -4,6 +4,7 @@
 #include "zw/partition.h"
 
 #include <stdio.h>
+#include <sys/types.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +19,15 @@ struct zw_part_s {
     zw_part_link_t *links; /* every live piece of work */
     bool revoked;          /* handed back: its work ends without storing offsets */
     int64_t stored;
+    int64_t last;          /* the highest offset tracked, -1 before any */
     zw_part_t *zombie_next;
+    /* Deferred offsets (ascending): tracked, not done, their work not in
+     * memory; consumed again after a rewind. */
+    zw_part_deferred_t *deferred;
+    size_t n_deferred, cap_deferred;
+    zw_map_t *deferred_by; /* tenant name or "k\x1f" key -> count (as a pointer) */
+    int64_t read;          /* the last offset read (tracked or skipped) */
+    int64_t rewind_until;  /* a rewind is under way until this offset is read again */
 };
 
 struct zw_parts_s {
@@ -39,6 +48,12 @@ static char *part_name(const char *topic, int32_t partition)
 
 static void part_free(zw_part_t *p)
 {
+    for (size_t i = 0; i < p->n_deferred; i++) {
+        free(p->deferred[i].tenant);
+        free(p->deferred[i].key);
+    }
+    free(p->deferred);
+    zw_map_destroy(p->deferred_by);
     zw_offsets_destroy(p->offsets);
     free(p->topic);
     free(p);
@@ -124,6 +139,7 @@ zw_part_t *zw_parts_get(zw_parts_t *ps, const char *topic, int32_t partition)
             p->topic = strdup(topic);
             p->partition = partition;
             p->stored = -1;
+            p->last = p->read = p->rewind_until = -1;
             p->offsets = zw_offsets_new();
             if (!p->topic || !p->offsets || zw_map_put(ps->map, name, p) != 0) {
                 part_free(p);
@@ -196,10 +212,167 @@ zw_part_link_t *zw_part_links(zw_part_t *part)
     return part->links;
 }
 
+/* ---- deferred offsets ---- */
+
+static ssize_t deferred_find(const zw_part_t *part, int64_t offset)
+{
+    size_t lo = 0, hi = part->n_deferred;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (part->deferred[mid].offset < offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < part->n_deferred && part->deferred[lo].offset == offset ? (ssize_t)lo : -1;
+}
+
+static int count_add(zw_part_t *part, const char *prefix, const char *name, int delta)
+{
+    size_t n = strlen(prefix) + strlen(name) + 1;
+    char *k = malloc(n);
+    intptr_t c;
+    int rc = 0;
+
+    if (!k)
+        return -1;
+    snprintf(k, n, "%s%s", prefix, name);
+    c = (intptr_t)zw_map_get(part->deferred_by, k) + delta;
+    if (c <= 0)
+        zw_map_remove(part->deferred_by, k);
+    else
+        rc = zw_map_put(part->deferred_by, k, (void *)c);
+    free(k);
+    return rc;
+}
+
+static void count_entry(zw_part_t *part, const zw_part_deferred_t *d, int delta)
+{
+    count_add(part, "t\x1f", d->tenant, delta);
+    if (d->key)
+        count_add(part, "k\x1f", d->key, delta);
+}
+
+int zw_part_defer(zw_part_t *part, int64_t offset, const char *tenant, const char *key)
+{
+    zw_part_deferred_t d;
+    size_t at;
+
+    if (!part->deferred_by && !(part->deferred_by = zw_map_new()))
+        return -1;
+    if (part->n_deferred == part->cap_deferred) {
+        size_t cap = part->cap_deferred ? part->cap_deferred * 2 : 64;
+        zw_part_deferred_t *n = realloc(part->deferred, cap * sizeof(*n));
+        if (!n)
+            return -1;
+        part->deferred = n;
+        part->cap_deferred = cap;
+    }
+    d.offset = offset;
+    d.tenant = strdup(tenant);
+    d.key = key ? strdup(key) : NULL;
+    if (!d.tenant || (key && !d.key)) {
+        free(d.tenant);
+        free(d.key);
+        return -1;
+    }
+    /* Offsets are deferred in the order they are read: nearly always last. */
+    for (at = part->n_deferred; at > 0 && part->deferred[at - 1].offset > offset; at--)
+        ;
+    memmove(part->deferred + at + 1, part->deferred + at,
+            (part->n_deferred - at) * sizeof(*part->deferred));
+    part->deferred[at] = d;
+    part->n_deferred++;
+    count_entry(part, &d, 1);
+    return 0;
+}
+
+bool zw_part_seen(zw_part_t *part, int64_t offset)
+{
+    part->read = offset;
+    return offset <= part->last && deferred_find(part, offset) < 0;
+}
+
+static bool counted(const zw_part_t *part, const char *prefix, const char *name)
+{
+    size_t n = strlen(prefix) + strlen(name) + 1;
+    char *k = malloc(n);
+    bool found;
+
+    if (!k)
+        return true; /* when in doubt, keep the order */
+    snprintf(k, n, "%s%s", prefix, name);
+    found = zw_map_get(part->deferred_by, k) != NULL;
+    free(k);
+    return found;
+}
+
+bool zw_part_defers(const zw_part_t *part, int64_t offset, const char *tenant, const char *key)
+{
+    if (part->n_deferred == 0)
+        return false;
+    /* A new offset, after every deferred one: the counts answer. */
+    if (offset > part->deferred[part->n_deferred - 1].offset)
+        return counted(part, "t\x1f", tenant) || (key && counted(part, "k\x1f", key));
+    /* Read again by a rewind: only what was deferred before it counts. */
+    for (size_t i = 0; i < part->n_deferred && part->deferred[i].offset < offset; i++) {
+        const zw_part_deferred_t *d = &part->deferred[i];
+        if (strcmp(d->tenant, tenant) == 0 || (key && d->key && strcmp(d->key, key) == 0))
+            return true;
+    }
+    return false;
+}
+
+const char *zw_part_deferred_tenant(const zw_part_t *part, int64_t offset)
+{
+    ssize_t i = deferred_find(part, offset);
+
+    return i < 0 ? NULL : part->deferred[i].tenant;
+}
+
+void zw_part_deferred_each(const zw_part_t *part, void (*fn)(const char *tenant, void *arg),
+                           void *arg)
+{
+    for (size_t i = 0; i < part->n_deferred; i++)
+        fn(part->deferred[i].tenant, arg);
+}
+
+size_t zw_part_deferred(const zw_part_t *part)
+{
+    return part->n_deferred;
+}
+
+int64_t zw_part_rewind_offset(zw_part_t *part)
+{
+    if (part->n_deferred == 0 || part->read < part->rewind_until)
+        return -1;
+    part->rewind_until = part->last;
+    return part->deferred[0].offset;
+}
+
+/* An offset read again: a deferred one is no longer deferred. */
+static bool undefer(zw_part_t *part, int64_t offset)
+{
+    ssize_t i = deferred_find(part, offset);
+
+    if (i < 0)
+        return false;
+    count_entry(part, &part->deferred[i], -1);
+    free(part->deferred[i].tenant);
+    free(part->deferred[i].key);
+    memmove(part->deferred + i, part->deferred + i + 1,
+            (part->n_deferred - (size_t)i - 1) * sizeof(*part->deferred));
+    part->n_deferred--;
+    return true;
+}
+
 int zw_part_track(zw_part_t *part, int64_t offset, zw_part_link_t *link)
 {
-    if (zw_offsets_track(part->offsets, offset) != 0)
+    if (!undefer(part, offset) && zw_offsets_track(part->offsets, offset) != 0)
         return -1;
+    if (offset > part->last)
+        part->last = offset;
     link->prev = NULL;
     link->next = part->links;
     if (part->links)

@@ -5,6 +5,7 @@
 #include "rebalance.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "zw/log.h"
 #include "zw/metrics.h"
@@ -13,7 +14,7 @@ struct zw_rebalance_s {
     zw_core_t *core;
     zw_admin_t *admin;
     zw_consume_t *consume;
-    size_t n_assigned;
+    size_t n_assigned; /* of the provisioning topic */
     bool ever_assigned;
     bool stopping;
 };
@@ -47,6 +48,19 @@ void zw_rebalance_set_stopping(zw_rebalance_t *r)
 bool zw_rebalance_ever_assigned(const zw_rebalance_t *r)
 {
     return r->ever_assigned;
+}
+
+/* The provisioning topic's partitions in parts: only they divide a
+ * tenant's budget (sync requests take turns inside it). */
+static size_t provisioning_count(const zw_rebalance_t *r, const rd_kafka_topic_partition_list_t *parts)
+{
+    const char *topic = r->core->env.cfg->kafka.topic_provisioning;
+    size_t n = 0;
+
+    for (int i = 0; i < parts->cnt; i++)
+        if (strcmp(parts->elems[i].topic, topic) == 0)
+            n++;
+    return n;
 }
 
 /* Tenants' events are spread over partitions by key, so this replica's
@@ -96,6 +110,14 @@ static void drop_job(zw_job_t *job)
         zw_job_free(job);
 }
 
+static void forget_deferred(const char *tenant, void *arg)
+{
+    zw_tenant_t *t = zw_tenants_find(arg, tenant);
+
+    if (t)
+        zw_tenant_add_deferred(t, -1);
+}
+
 static void revoke(zw_rebalance_t *r, zw_part_t *part)
 {
     zw_jobs_t *js = &r->core->jobs;
@@ -107,6 +129,8 @@ static void revoke(zw_rebalance_t *r, zw_part_t *part)
         next = link->next;
         drop_job(ZW_JOB_OF(link, plink));
     }
+    /* Deferred events go with the partition: the new owner reads them. */
+    zw_part_deferred_each(part, forget_deferred, js->tenants);
     /* Only now: a revoked partition goes with its last job. */
     zw_parts_revoke(js->parts, part);
 }
@@ -122,7 +146,7 @@ static rd_kafka_error_t *assign(zw_rebalance_t *r, rd_kafka_t *rk,
     r->ever_assigned = true;
     if (!r->stopping)
         zw_admin_set_ready(r->admin, true, NULL); /* a broker answered */
-    r->n_assigned += (size_t)parts->cnt;
+    r->n_assigned += provisioning_count(r, parts);
     if (r->consume && zw_consume_paused(r->consume))
         rd_kafka_pause_partitions(rk, parts);
     return error;
@@ -144,7 +168,10 @@ static rd_kafka_error_t *unassign(zw_rebalance_t *r, rd_kafka_t *rk,
             revoke(r, p);
     }
     error = rd_kafka_incremental_unassign(rk, parts);
-    r->n_assigned = r->n_assigned >= (size_t)parts->cnt ? r->n_assigned - (size_t)parts->cnt : 0;
+    {
+        size_t n = provisioning_count(r, parts);
+        r->n_assigned = r->n_assigned >= n ? r->n_assigned - n : 0;
+    }
     return error;
 }
 

@@ -26,6 +26,8 @@ struct zw_tenant_s {
     int waiting[ZW_TENANT_CLASSES];
     int64_t ready_at[ZW_TENANT_CLASSES];
     int n_looking;
+    int n_events;   /* provisioning events in memory */
+    int n_deferred; /* events deferred (read again later) */
 };
 
 struct zw_tenants_s {
@@ -145,6 +147,26 @@ void zw_tenant_reclassify(zw_tenant_t *t, zw_lane_item_t *item)
 int zw_tenant_looking(const zw_tenant_t *t)
 {
     return t->n_looking;
+}
+
+int zw_tenant_events(const zw_tenant_t *t)
+{
+    return t->n_events;
+}
+
+void zw_tenant_add_events(zw_tenant_t *t, int delta)
+{
+    t->n_events += delta;
+}
+
+int zw_tenant_deferred(const zw_tenant_t *t)
+{
+    return t->n_deferred;
+}
+
+void zw_tenant_add_deferred(zw_tenant_t *t, int delta)
+{
+    t->n_deferred += delta;
 }
 
 void zw_tenant_add_looking(zw_tenant_t *t, int delta)
@@ -451,6 +473,8 @@ void zw_tenants_publish(zw_tenants_t *ts, int64_t now)
         zw_tenant_t *t = &ts->t[i];
         zw_metrics_set_budget(ts->env->metrics, t->cfg->subdomain,
                               zw_ratelimit_available(t->budget, now), t->cfg->plan_rpm * ts->share);
+        zw_metrics_set_tenant_events(ts->env->metrics, t->cfg->subdomain, t->n_events,
+                                     t->n_deferred);
     }
 }
 

@@ -130,6 +130,7 @@ static void tick(void *arg)
     int64_t now = zw_loop_now_ms();
 
     zw_consume_poll(w->consume);
+    zw_consume_rewind(w->consume);
     publish_gauges(w);
     while (rd_kafka_poll(w->producer, 0) > 0)
         ;

@@ -67,6 +67,10 @@ typedef struct zw_config_s {
         int retry_deadline_ms; /* an event stops retrying after this long */
         int shutdown_timeout_ms;
         int max_event_bytes;
+        /* Events one tenant may hold in memory; beyond, its events are
+         * deferred (read again later) so other tenants' events still run.
+         * 0: a quarter of the worker's event cap, at least 64. */
+        int max_tenant_events;
         bool dry_run;
         /* The bulk path: when at least bulk_min_items writes of one kind wait
          * for a tenant, they go as one job (*_many); 0 turns bulk off. */

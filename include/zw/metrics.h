@@ -82,6 +82,10 @@ void zw_metrics_set_pending_events(zw_metrics_t *m, long events);
 void zw_metrics_set_budget(zw_metrics_t *m, const char *tenant, double tokens_available,
                            double per_minute);
 
+/* A tenant's provisioning events in memory, and its events deferred (read,
+ * left in Kafka uncommitted, read again when it has room). */
+void zw_metrics_set_tenant_events(zw_metrics_t *m, const char *tenant, long held, long deferred);
+
 /* An assigned partition's committed offset and lag (messages). A negative
  * value means not known yet and leaves that series out. At most
  * ZW_METRICS_MAX_PARTITIONS partitions are tracked; later ones are ignored.

@@ -52,9 +52,47 @@ int64_t zw_part_stored(const zw_part_t *part);
 /* The first link alive in the partition (newest first); NULL when none. */
 zw_part_link_t *zw_part_links(zw_part_t *part);
 
-/* Tracks a consumed offset and links its work in. Returns 0, or -1 (out of
+/* Tracks a consumed offset and links its work in; a deferred offset read
+ * again is linked without tracking it twice. Returns 0, or -1 (out of
  * memory, or an offset that does not increase). */
 int zw_part_track(zw_part_t *part, int64_t offset, zw_part_link_t *link);
+
+/* Deferring: a tracked offset whose work leaves memory (its tenant has as
+ * many events in memory as it may hold). The offset stays not done, so
+ * nothing after it is committed, and it is read again after a rewind. */
+typedef struct zw_part_deferred_s {
+    int64_t offset;
+    char *tenant;
+    char *key; /* the message key, NULL without one */
+} zw_part_deferred_t;
+
+/* Defers offset (tracked, its work unlinked by the caller). 0, or -1 when
+ * out of memory (the caller keeps the work then). */
+int zw_part_defer(zw_part_t *part, int64_t offset, const char *tenant, const char *key);
+
+/* Records that offset was read; whether it was read before and is not
+ * deferred (a rewind reads it again: skip it). */
+bool zw_part_seen(zw_part_t *part, int64_t offset);
+
+/* Whether the partition has work of this tenant or this key (key may be
+ * NULL) deferred before offset: an event after it is deferred too, so
+ * per-key order holds. */
+bool zw_part_defers(const zw_part_t *part, int64_t offset, const char *tenant, const char *key);
+
+/* The tenant of a deferred offset, NULL when it is not deferred. */
+const char *zw_part_deferred_tenant(const zw_part_t *part, int64_t offset);
+
+/* Calls fn with the tenant of every deferred offset (a revoke forgets them). */
+void zw_part_deferred_each(const zw_part_t *part, void (*fn)(const char *tenant, void *arg),
+                           void *arg);
+
+/* Deferred offsets of the partition. */
+size_t zw_part_deferred(const zw_part_t *part);
+
+/* Where to seek to read the deferred offsets again: the first of them; -1
+ * when there are none or the last rewind has not been read through yet
+ * (calling it starts a new rewind). */
+int64_t zw_part_rewind_offset(zw_part_t *part);
 
 /* The work of offset is done: unless the partition was revoked, the
  * contiguous done prefix is stored for the next commit. */

@@ -128,6 +128,12 @@ void zw_tenant_reclassify(zw_tenant_t *t, zw_lane_item_t *item);
 int zw_tenant_looking(const zw_tenant_t *t);
 void zw_tenant_add_looking(zw_tenant_t *t, int delta);
 
+/* Provisioning events of the tenant in memory (consumed, not done), and
+ * events deferred: read, dropped from memory, to be read again. */
+int zw_tenant_events(const zw_tenant_t *t);
+void zw_tenant_add_events(zw_tenant_t *t, int delta);
+int zw_tenant_deferred(const zw_tenant_t *t);
+void zw_tenant_add_deferred(zw_tenant_t *t, int delta);
 /* Sends what the budget, the credentials and the in-flight cap allow. */
 void zw_tenant_pump(zw_tenant_t *t);
 
