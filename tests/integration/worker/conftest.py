@@ -374,7 +374,7 @@ class Env:
     """One test's world: unique topics and group, a simulator, workers, and the records
     produced and read. Results and DLQ records are read incrementally and checked as read."""
 
-    def __init__(self, tmp_path, name, partitions, extra_accounts=()):
+    def __init__(self, tmp_path, name, partitions, extra_accounts=(), sync_partitions=1):
         if not WORKER or not os.path.exists(WORKER):
             pytest.skip("ZENDESK_WORKER is not set to the built worker")
         if not BOOTSTRAP_FILE:
@@ -391,6 +391,7 @@ class Env:
                        "snapshots": self.prefix + ".snapshots",
                        "dead_letter": self.prefix + ".dlq"}
         self.partitions = partitions
+        self.sync_partitions = sync_partitions
         self.workers = []
         self.sim = Sim(tmp_path / "sim.log", extra_accounts)
         self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
@@ -416,7 +417,8 @@ class Env:
     # ---- kafka
 
     def _create_topics(self):
-        parts = {"provisioning": self.partitions, "sync": 1, "results": 3, "snapshots": 1,
+        parts = {"provisioning": self.partitions, "sync": self.sync_partitions, "results": 3,
+                 "snapshots": 1,
                  "dead_letter": 1}
         new = [NewTopic(t, parts[k], 1) for k, t in self.topics.items()]
         for topic, fut in self.admin.create_topics(new, operation_timeout=ADMIN_TIMEOUT).items():
@@ -749,8 +751,8 @@ def env_factory(cls, request, tmp_path):
     envs, and closes every env made when the test ends."""
     made = []
 
-    def make(partitions=3, extra_accounts=()):
-        e = cls(tmp_path, request.node.name, partitions, extra_accounts)
+    def make(partitions=3, extra_accounts=(), **kw):
+        e = cls(tmp_path, request.node.name, partitions, extra_accounts, **kw)
         made.append(e)
         return e
     yield make

@@ -67,3 +67,39 @@ def test_deferred_events_are_read_again_in_key_order_and_committed(make_env):
     assert "rewinding to deferred events" in text   # the cap was reached and read past
     env.stop_worker(env.workers[0])
     env.assert_commits_at_end()
+
+
+def _share_test(make_env, replicas):
+    """Replicas of one group share a tenant's budget by their share of the provisioning
+    topic's partitions only; a sync topic with more partitions made each replica think it
+    owned the whole budget (fbc1e90: 80 of 217 requests answered 429 with two replicas)."""
+    env = make_env(partitions=replicas, sync_partitions=6)
+    # The account budget is what this is about: the one-write-a-second limit off.
+    env.sim.ctl("PUT", "/accounts/acme/limits",
+                {"limits_enabled": True, "rpm": 60, "user_write_per_sec": 0})
+    for _ in range(replicas):
+        env.start_worker(tenant_over={"acme": {"plan_rpm": 54, "single_user_write_rpm": 54}},
+                         worker={"bulk_min_items": 0})
+    def members():
+        d = env.admin.describe_consumer_groups([env.group], request_timeout=10)[env.group]
+        return [m for m in d.result(timeout=15).members
+                if m.assignment and m.assignment.topic_partitions]
+    wait_for(lambda: len(members()) == replicas, 60, f"{replicas} members with partitions")
+    time.sleep(3)  # the last assignment's share reaches every replica
+    inputs = env.send([joiner("acme", f"B{i:03d}", "end-user") for i in range(70)])
+    results = env.wait_results(inputs, timeout=240, what="every event under the shared budget")
+    for inp in inputs:
+        assert only(results, inp)["status"] == "succeeded"
+    reqs = [r for r in env.sim.requests("acme") if not r["path"].startswith("/oauth")]
+    limited = [r for r in reqs if r.get("status") == 429]
+    assert not limited, f"{len(limited)} of {len(reqs)} requests answered 429"
+    for w in list(env.workers):
+        env.stop_worker(w)
+
+
+def test_two_replicas_stay_within_the_budget(make_env):
+    _share_test(make_env, 2)
+
+
+def test_three_replicas_stay_within_the_budget(make_env):
+    _share_test(make_env, 3)
