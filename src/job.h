@@ -126,6 +126,7 @@ struct zw_job_s {
         zw_plan_t plan;
         int64_t *group_ops;      /* > 0: add group id; < 0: remove membership -id */
         size_t n_group_ops, group_op;
+        int relookups;           /* writes answered 404 after a lookup found the user */
     } prov;
     /* bulk.c */
     struct {

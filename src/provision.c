@@ -228,10 +228,17 @@ void zw_provision_written(zw_job_t *job, const zw_write_result_t *wr)
             zw_job_finish(job);
             return;
         }
-        /* The user vanished between lookup and write: look again. */
+        /* The user vanished between lookup and write: look again, after a
+         * backoff and only so often (a Zendesk that keeps answering 404 to
+         * a user its lookup shows must not loop for ever). */
+        if (++job->prov.relookups >= job->js->env->cfg->worker.max_attempts ||
+            zw_job_past_deadline(job, 0)) {
+            zw_job_fail(job, "transient_exhausted", 404, "RecordNotFound",
+                        "the user was found by its lookup but its write kept answering 404");
+            return;
+        }
         zw_provision_relookup(job);
-        job->attempts++;
-        submit(job);
+        zw_job_retry_later(job, zw_env_backoff_ms(job->js->env, job->prov.relookups));
         return;
     }
     job->status = "succeeded";

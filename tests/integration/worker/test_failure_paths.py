@@ -126,3 +126,23 @@ def test_dlq_record_too_large_for_its_topic_is_cut_and_says_so(make_env):
     assert_outcome(only(env.results_for(after), after), "succeeded", "created", after)
     env.stop_worker(env.workers[0])
     env.assert_commits_at_end()
+
+
+def test_write_answered_404_again_and_again_ends(make_env):
+    """A mover whose user the lookup finds but whose write keeps answering 404 is looked
+    up again a bounded number of times with a backoff, then fails; before, it looped for
+    ever (lookup, write, 404, lookup...), holding its key."""
+    env = make_env(partitions=1)
+    u = env.sim.seed_user("acme", "V404", role="agent")
+    env.sim.add_script("acme", [{"method": "PUT", "path": f"/api/v2/users/{u['id']}", "count": 1000,
+                                 "status": 404, "body": {"error": "RecordNotFound",
+                                                         "description": "Not found"}}])
+    env.start_worker(worker={"max_attempts": 3, "bulk_min_items": 0})
+    [inp] = env.send([event("mover", "acme", "V404", {"name": "Moved V404"})])
+    res = only(env.wait_results([inp], timeout=60), inp)
+    assert res["status"] == "failed" and res["error"]["class"] == "transient_exhausted", res
+    assert res["error"]["code"] == "RecordNotFound", res
+    puts = [r for r in env.sim.requests("acme") if r["method"] == "PUT"]
+    assert len(puts) == 3, f"{len(puts)} writes for a bounded number of tries"
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
