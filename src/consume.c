@@ -38,8 +38,10 @@ zw_consume_t *zw_consume_new(zw_jobs_t *js, zw_walks_t *ws, rd_kafka_t *consumer
         c->consumer = consumer;
         c->max_jobs = max_jobs;
         c->tenant_cap = js->env->cfg->worker.max_tenant_events;
+        /* Three quarters of the worker's cap: a lone busy tenant keeps most
+         * of the concurrency it had, and a quarter stays for the others. */
         if (c->tenant_cap <= 0)
-            c->tenant_cap = max_jobs / 4 > 64 ? (int)(max_jobs / 4) : 64;
+            c->tenant_cap = max_jobs * 3 / 4 > 64 ? (int)(max_jobs * 3 / 4) : 64;
     }
     return c;
 }

@@ -9,7 +9,7 @@ from conftest import joiner, only, wait_for
 
 SLOW_EVENTS = 6000
 FAST_EVENTS = 200
-TENANT_CAP = 256   # max_in_flight 64 -> 1,024 events per worker, a quarter per tenant
+TENANT_CAP = 768   # max_in_flight 64 -> 1,024 events per worker, three quarters per tenant
 
 
 def _max_jobs_logged(worker):
