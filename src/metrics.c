@@ -105,6 +105,7 @@ typedef struct state_s {
     double *d;   /* sums and gauges; NaN: never set */
     long in_flight;
     long pending;
+    long backlog_ready, backlog_throttled;
     bool paused;
     partition_t *parts; /* sorted by topic, partition */
     size_t n_parts;
@@ -452,6 +453,16 @@ void zw_metrics_set_pending_events(zw_metrics_t *m, long events)
         return;
     pthread_mutex_lock(&m->lock);
     m->st.pending = events;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void zw_metrics_set_backlog(zw_metrics_t *m, long ready, long throttled)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->st.backlog_ready = ready;
+    m->st.backlog_throttled = throttled;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -1017,6 +1028,20 @@ static void render_worker(out_t *o, const zw_metrics_t *m, const state_t *st)
     s = sample(o, name, "");
     value_i64(&s, st->pending);
 
+    name = "zendesk_worker_backlog_scalable";
+    family(o, name, "gauge",
+           "Backlog more replicas would work through: messages not read yet on the assigned "
+           "partitions, and events in memory whose tenant has budget (the autoscaling signal).");
+    s = sample(o, name, "");
+    value_i64(&s, st->backlog_ready);
+
+    name = "zendesk_worker_backlog_throttled";
+    family(o, name, "gauge",
+           "Events waiting on their tenant (deferred, blocked by a 429, budget spent): backlog "
+           "more replicas would not shorten.");
+    s = sample(o, name, "");
+    value_i64(&s, st->backlog_throttled);
+
     per_tenant_gauge(o, m, st, "zendesk_worker_tenant_budget_remaining",
                      "Requests this replica may send to the tenant now (token bucket).",
                      m->d_budget);
@@ -1075,6 +1100,8 @@ static int copy_state(zw_metrics_t *m, state_t *copy)
     memcpy(copy->d, m->st.d, m->n_d * sizeof(*copy->d));
     copy->in_flight = m->st.in_flight;
     copy->pending = m->st.pending;
+    copy->backlog_ready = m->st.backlog_ready;
+    copy->backlog_throttled = m->st.backlog_throttled;
     copy->paused = m->st.paused;
     pthread_mutex_unlock(&m->lock);
     return 0;

@@ -20,6 +20,7 @@ struct zw_part_s {
     bool revoked;          /* handed back: its work ends without storing offsets */
     int64_t stored;
     int64_t last;          /* the highest offset tracked, -1 before any */
+    int64_t first;         /* the first offset tracked since assigned, -1 before any */
     zw_part_t *zombie_next;
     /* Deferred offsets (ascending): tracked, not done, their work not in
      * memory; consumed again after a rewind. */
@@ -139,7 +140,7 @@ zw_part_t *zw_parts_get(zw_parts_t *ps, const char *topic, int32_t partition)
             p->topic = strdup(topic);
             p->partition = partition;
             p->stored = -1;
-            p->last = p->read = p->rewind_until = -1;
+            p->last = p->first = p->read = p->rewind_until = -1;
             p->offsets = zw_offsets_new();
             if (!p->topic || !p->offsets || zw_map_put(ps->map, name, p) != 0) {
                 part_free(p);
@@ -205,6 +206,16 @@ bool zw_part_revoked(const zw_part_t *part)
 int64_t zw_part_stored(const zw_part_t *part)
 {
     return part->stored;
+}
+
+int64_t zw_part_committed(const zw_part_t *part)
+{
+    return part->stored >= 0 ? part->stored : part->first;
+}
+
+int64_t zw_part_next(const zw_part_t *part)
+{
+    return part->last >= 0 ? part->last + 1 : -1;
 }
 
 zw_part_link_t *zw_part_links(zw_part_t *part)
@@ -373,6 +384,8 @@ int zw_part_track(zw_part_t *part, int64_t offset, zw_part_link_t *link)
         return -1;
     if (offset > part->last)
         part->last = offset;
+    if (part->first < 0)
+        part->first = offset;
     link->prev = NULL;
     link->next = part->links;
     if (part->links)

@@ -478,6 +478,35 @@ void zw_tenants_publish(zw_tenants_t *ts, int64_t now)
     }
 }
 
+bool zw_tenant_throttled(const zw_tenant_t *t, int64_t now)
+{
+    bool waiting = false;
+
+    if (t->n_deferred > 0 || zw_ratelimit_blocked_until(t->budget) > now ||
+        zw_ratelimit_blocked_until(t->writes) > now)
+        return true;
+    for (int lane = 0; lane < ZW_N_LANES; lane++)
+        waiting = waiting || t->head[lane] != NULL;
+    if (!waiting)
+        return false;
+    if (zw_ratelimit_available(t->budget, now) < 1)
+        return true;
+    return t->head[ZW_LANE_WRITE] && zw_ratelimit_available(t->writes, now) < 1;
+}
+
+void zw_tenants_events_split(const zw_tenants_t *ts, int64_t now, long *ready, long *throttled)
+{
+    *ready = *throttled = 0;
+    for (size_t i = 0; i < ts->n; i++) {
+        const zw_tenant_t *t = &ts->t[i];
+        if (zw_tenant_throttled(t, now))
+            *throttled += t->n_events;
+        else
+            *ready += t->n_events;
+        *throttled += t->n_deferred;
+    }
+}
+
 size_t zw_tenant_index(const zw_tenant_t *t)
 {
     return t->index;

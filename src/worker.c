@@ -89,27 +89,61 @@ static void on_signal_fd(int fd, void *arg)
 
 /* ---- the tick ---- */
 
+typedef struct gauges_s {
+    worker_t *w;
+    long unread; /* messages past the last one read, over the partitions */
+} gauges_t;
+
+/* Where reading the partition goes on from: after the last offset read, or
+ * the consumer's position before the first message. -1 when not known. */
+static int64_t next_to_read(worker_t *w, zw_part_t *p)
+{
+    int64_t next = zw_part_next(p);
+    rd_kafka_topic_partition_list_t *l;
+
+    if (next >= 0)
+        return next;
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, zw_part_topic(p), zw_part_partition(p));
+    if (rd_kafka_position(w->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR && !l->elems[0].err)
+        next = l->elems[0].offset >= 0 ? l->elems[0].offset : -1;
+    rd_kafka_topic_partition_list_destroy(l);
+    return next;
+}
+
 static void partition_gauge(zw_part_t *p, void *arg)
 {
-    worker_t *w = arg;
-    int64_t lo = -1, hi = -1, stored = zw_part_stored(p);
+    gauges_t *g = arg;
+    worker_t *w = g->w;
+    int64_t lo = -1, hi = -1, stored = zw_part_stored(p), base = zw_part_committed(p), next;
 
     /* Cached watermarks: no broker round trip on the loop. */
     if (rd_kafka_get_watermark_offsets(w->consumer, zw_part_topic(p), zw_part_partition(p), &lo,
                                        &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
         hi = -1;
     zw_metrics_set_partition(w->core.env.metrics, zw_part_topic(p), zw_part_partition(p), stored,
-                             hi >= 0 && stored >= 0 ? hi - stored : -1);
+                             hi >= 0 && base >= 0 ? hi - base : -1);
+    next = next_to_read(w, p);
+    if (hi >= 0 && next >= 0 && hi > next)
+        g->unread += (long)(hi - next);
 }
 
+/* The consumer lag counts what is done but not committed and what waits on
+ * a throttled tenant; the backlog gauges split off what replicas can help
+ * with: what is not read yet, and the events of tenants with budget. */
 static void publish_gauges(worker_t *w)
 {
     zw_env_t *env = &w->core.env;
+    gauges_t g = {.w = w, .unread = 0};
+    int64_t now = zw_loop_now_ms();
+    long ready, throttled;
 
     zw_metrics_set_in_flight(env->metrics, (long)zw_loop_http_in_flight(env->loop));
     zw_metrics_set_pending_events(env->metrics, (long)w->core.jobs.n_jobs);
-    zw_tenants_publish(w->core.jobs.tenants, zw_loop_now_ms());
-    zw_parts_each(w->core.jobs.parts, partition_gauge, w);
+    zw_tenants_publish(w->core.jobs.tenants, now);
+    zw_parts_each(w->core.jobs.parts, partition_gauge, &g);
+    zw_tenants_events_split(w->core.jobs.tenants, now, &ready, &throttled);
+    zw_metrics_set_backlog(env->metrics, g.unread + ready, throttled);
 }
 
 static void log_progress(worker_t *w)

@@ -77,6 +77,11 @@ void zw_metrics_dlq(zw_metrics_t *m, const char *reason);
 void zw_metrics_set_in_flight(zw_metrics_t *m, long requests);
 void zw_metrics_set_pending_events(zw_metrics_t *m, long events);
 
+/* The backlog split by whether more replicas would help: ready is messages
+ * not read yet plus events in memory whose tenant has budget; throttled is
+ * events waiting on their tenant (deferred, 429-blocked, budget spent). */
+void zw_metrics_set_backlog(zw_metrics_t *m, long ready, long throttled);
+
 /* A tenant's rate budget now: tokens available and the refill rate of this
  * replica's bucket. An "unknown" tenant is ignored (it has no budget). */
 void zw_metrics_set_budget(zw_metrics_t *m, const char *tenant, double tokens_available,

@@ -49,6 +49,12 @@ int32_t zw_part_partition(const zw_part_t *part);
 bool zw_part_revoked(const zw_part_t *part);
 /* The last offset stored for commit, -1 before any. */
 int64_t zw_part_stored(const zw_part_t *part);
+/* Where the group's commit is: the last offset stored, or before any the
+ * first offset read (the committed offset it was read from); -1 when
+ * neither is known. */
+int64_t zw_part_committed(const zw_part_t *part);
+/* The offset after the highest one read, -1 before any. */
+int64_t zw_part_next(const zw_part_t *part);
 /* The first link alive in the partition (newest first); NULL when none. */
 zw_part_link_t *zw_part_links(zw_part_t *part);
 

@@ -90,6 +90,16 @@ void zw_tenants_pump_all(zw_tenants_t *ts);
 /* Publishes each tenant's budget gauges. */
 void zw_tenants_publish(zw_tenants_t *ts, int64_t now);
 
+/* Whether the tenant's work waits on the tenant itself: events deferred, a
+ * 429 block, or a spent budget (the request budget, or the write limit)
+ * with work waiting for it. More replicas would not make it go faster: the
+ * budget is the account's, shared out among them. */
+bool zw_tenant_throttled(const zw_tenant_t *t, int64_t now);
+
+/* The provisioning events in memory, split by whether their tenant is
+ * throttled; deferred events count as throttled. */
+void zw_tenants_events_split(const zw_tenants_t *ts, int64_t now, long *ready, long *throttled);
+
 size_t zw_tenant_index(const zw_tenant_t *t);
 const zw_tenant_config_t *zw_tenant_config(const zw_tenant_t *t);
 const char *zw_tenant_name(const zw_tenant_t *t);

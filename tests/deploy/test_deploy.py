@@ -257,16 +257,29 @@ def test_manifests_consistent():
     for hp in bootstrap.split(","):
         assert int(hp.rsplit(":", 1)[1]) in (9092, 9093), f"NetworkPolicy misses {hp}"
 
-    # KEDA watches the group and topic the worker consumes, with its credentials.
+    # KEDA scales on the backlog more replicas would shorten (a documented metric
+    # the worker serves), not on raw consumer lag; the commented kafka trigger,
+    # the fallback, still names the group and topic the worker consumes.
     so = one(docs, "ScaledObject")
     (trig,) = so["spec"]["triggers"]
     assert so["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
-    assert trig["metadata"]["bootstrapServers"] == bootstrap
-    assert trig["metadata"]["consumerGroup"] == cfg_string(cfg, "group_id")
-    assert trig["metadata"]["topic"] == cfg_string(cfg, "provisioning")
+    assert trig["type"] == "prometheus"
+    assert trig["metadata"]["serverAddress"].startswith(("http://", "https://"))
+    query = trig["metadata"]["query"]
+    assert re.fullmatch(r'sum\(zendesk_worker_backlog_scalable\{job="[a-z0-9-]+"\}\)', query), query
+    job = re.search(r'job="([^"]+)"', query).group(1)
+    assert job == one(docs, "Service")["metadata"]["name"], "the query's job is not the scraped Service"
+    assert "zendesk_worker_backlog_scalable" in documented_metrics()
+    assert float(trig["metadata"]["threshold"]) > float(trig["metadata"]["activationThreshold"]) > 0
+    fallback = (BASE / "scaledobject.yaml").read_text()
+    assert f"bootstrapServers: {bootstrap}" in fallback
+    assert f"consumerGroup: {cfg_string(cfg, 'group_id')}" in fallback
+    assert f"topic: {cfg_string(cfg, 'provisioning')}" in fallback
     assert 1 <= so["spec"]["minReplicaCount"] <= so["spec"]["maxReplicaCount"]
     ta = one(docs, "TriggerAuthentication")
-    assert trig["authenticationRef"]["name"] == ta["metadata"]["name"]
+    base_ta = [d for d in yaml.safe_load_all(fallback) if d and d["kind"] == "TriggerAuthentication"]
+    assert re.search(r"#\s+authenticationRef:\n\s*#\s+name: (\S+)", fallback).group(1) == \
+        base_ta[0]["metadata"]["name"], "the fallback trigger names another TriggerAuthentication"
     for ref in ta["spec"]["secretTargetRef"]:
         assert ref["name"] == secret["metadata"]["name"], "TriggerAuthentication names a stale Secret"
         assert ref["key"] in secret["data"]

@@ -111,8 +111,12 @@ static const struct family_case {
     {"zendesk_worker_dlq_records_total", "counter"},
     {"zendesk_worker_in_flight_requests", "gauge"},
     {"zendesk_worker_pending_events", "gauge"},
+    {"zendesk_worker_backlog_scalable", "gauge"},
+    {"zendesk_worker_backlog_throttled", "gauge"},
     {"zendesk_worker_tenant_budget_remaining", "gauge"},
     {"zendesk_worker_tenant_budget_per_minute", "gauge"},
+    {"zendesk_worker_tenant_events_held", "gauge"},
+    {"zendesk_worker_tenant_events_deferred", "gauge"},
     {"zendesk_worker_consumer_lag", "gauge"},
     {"zendesk_worker_committed_offset", "gauge"},
     {"zendesk_worker_snapshot_users_total", "counter"},
@@ -338,6 +342,9 @@ START_TEST(test_gauges_budget_partitions)
     zw_metrics_set_paused(m, true);
     zw_metrics_set_budget(m, "acme", 3.25, 350);
     zw_metrics_set_budget(m, "evil", 1, 1); /* no budget for an unconfigured tenant */
+    zw_metrics_set_tenant_events(m, "acme", 768, 5232);
+    zw_metrics_set_backlog(m, 41, 6000);
+    zw_metrics_set_tenant_events(m, "evil", 1, 1);
     zw_metrics_set_partition(m, "zendesk.sync.requests", 0, 7, 0);
     zw_metrics_set_partition(m, "zendesk.provisioning.requests", 11, 1000, 5);
     zw_metrics_set_partition(m, "zendesk.provisioning.requests", 2, 40, 1);
@@ -353,6 +360,10 @@ START_TEST(test_gauges_budget_partitions)
     ASSERT_LINE(text, "zendesk_worker_partitions_paused 1");
     ASSERT_LINE(text, "zendesk_worker_tenant_budget_remaining{tenant=\"acme\"} 3.25");
     ASSERT_LINE(text, "zendesk_worker_tenant_budget_per_minute{tenant=\"acme\"} 350");
+    ASSERT_LINE(text, "zendesk_worker_tenant_events_held{tenant=\"acme\"} 768");
+    ASSERT_LINE(text, "zendesk_worker_backlog_scalable 41");
+    ASSERT_LINE(text, "zendesk_worker_backlog_throttled 6000");
+    ASSERT_LINE(text, "zendesk_worker_tenant_events_deferred{tenant=\"acme\"} 5232");
     ASSERT_NO(text, "tenant=\"globex\"");
     ASSERT_NO(text, "tenant=\"unknown\"");
     ASSERT_LINE(text,

@@ -3,7 +3,10 @@ events from being fetched and run, and its events in memory stay bounded: beyond
 they are deferred (left uncommitted in Kafka and read again when it has room)."""
 import json
 import re
+import socket
 import time
+
+import requests
 
 from conftest import joiner, only, wait_for
 
@@ -17,9 +20,37 @@ def _max_jobs_logged(worker):
     return max([int(m) for m in re.findall(r'"msg":"progress".*?"jobs":(\d+)', text)] or [0])
 
 
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _gauges(port):
+    """The unlabelled samples and the summed consumer lag of one /metrics scrape; None
+    while the endpoint does not answer yet."""
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except requests.RequestException:
+        return None
+    out = {"lag": 0.0}
+    for line in text.splitlines():
+        m = re.fullmatch(r"(zendesk_worker_[a-z_]+)(\{[^}]*\})? (\S+)", line)
+        if not m:
+            continue
+        if m.group(1) == "zendesk_worker_consumer_lag":
+            out["lag"] += float(m.group(3))
+        elif not m.group(2):
+            out[m.group(1)] = float(m.group(3))
+    return out
+
+
 def test_throttled_tenant_does_not_stall_the_others(make_env):
     env = make_env(partitions=3)
-    env.start_worker(tenant_over={"acme": {"plan_rpm": 10, "single_user_write_rpm": 10}})
+    port = _free_port()
+    cfg = env.config(tenant_over={"acme": {"plan_rpm": 10, "single_user_write_rpm": 10}})
+    cfg["admin"]["listen"] = f"127.0.0.1:{port}"
+    env.start_worker(cfg)
     t0 = time.monotonic()
     env.send([joiner("acme", f"S{i:05d}", "end-user") for i in range(SLOW_EVENTS)])
     fast = env.send([joiner("globex", f"F{i:04d}", "agent") for i in range(FAST_EVENTS)])
@@ -36,9 +67,23 @@ def test_throttled_tenant_does_not_stall_the_others(make_env):
     w = env.workers[0]
     wait_for(lambda: _max_jobs_logged(w) > 0, 15, "a progress line")
     assert _max_jobs_logged(w) <= TENANT_CAP + FAST_EVENTS, _max_jobs_logged(w)
+    # The autoscaling signal: once everything is read, the throttled tenant's backlog is
+    # consumer lag but not scalable backlog (more replicas would share the same budget).
+    seen = {}
+
+    def split_settled():
+        g = _gauges(port)
+        if g:
+            seen.update(g)
+        return g and g["zendesk_worker_backlog_scalable"] <= 10 and g["lag"] >= SLOW_EVENTS - 500
+    wait_for(split_settled, 30, "the backlog gauges to tell throttled work apart",
+             lambda: str(seen), interval=0.5)
+    assert seen["zendesk_worker_backlog_throttled"] >= SLOW_EVENTS - 500, seen
     print(f"healthy tenant: {FAST_EVENTS} results {took:.1f}s after being sent "
           f"({time.monotonic() - t0:.1f}s after the backlog); max jobs in memory "
-          f"{_max_jobs_logged(w)}")
+          f"{_max_jobs_logged(w)}; consumer lag {seen['lag']:.0f}, backlog scalable "
+          f"{seen['zendesk_worker_backlog_scalable']:.0f}, throttled "
+          f"{seen['zendesk_worker_backlog_throttled']:.0f}")
     env.stop_worker(w)
 
 
