@@ -87,8 +87,6 @@ static void on_sync(zw_consume_t *c, zw_job_t *job, const rd_kafka_message_t *m)
         zw_walk_start(c->ws, job, NULL);
 }
 
-/* An event: same key, offset order, so it waits behind its key's active
- * event; the key queue is per partition, as Kafka's ordering is. */
 /* A tenant that holds as many events as it may, or whose earlier events of
  * this partition (or of this key) are deferred: this event is deferred too
  * (the offset stays uncommitted and is read again after a rewind), so a
@@ -110,6 +108,8 @@ static bool deferred(zw_consume_t *c, zw_job_t *job, zw_event_error_t perr, char
     return true;
 }
 
+/* An event: same key, offset order, so it waits behind its key's active
+ * event; the key queue is per partition, as Kafka's ordering is. */
 static void on_event(zw_consume_t *c, zw_job_t *job, const rd_kafka_message_t *m)
 {
     char errstr[300], *id = NULL, *name;

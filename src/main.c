@@ -1,5 +1,6 @@
 /* zendesk-worker's command line: parses arguments and wires the modules
- * together. The only place that exits the process. */
+ * together. The only place that exits the process, but for core.c's signal
+ * handler on a second SIGTERM/SIGINT (_exit(130)). */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>

@@ -15,6 +15,9 @@ struct zw_rebalance_s {
     zw_admin_t *admin;
     zw_consume_t *consume;
     size_t n_assigned; /* of the provisioning topic */
+    int topic_partitions; /* the provisioning topic's, last known; 0 before */
+    bool share_stale;     /* the last count failed: try again from the tick */
+    int64_t share_retry_ms;
     bool ever_assigned;
     bool stopping;
 };
@@ -63,24 +66,44 @@ static size_t provisioning_count(const zw_rebalance_t *r, const rd_kafka_topic_p
     return n;
 }
 
-/* Tenants' events are spread over partitions by key, so this replica's
- * share of a tenant's work is its share of partitions. */
-static void update_share(zw_rebalance_t *r, rd_kafka_t *rk)
+/* The provisioning topic's partition count from the broker, 0 when it does
+ * not answer within timeout_ms. */
+static int topic_partitions(zw_rebalance_t *r, rd_kafka_t *rk, int timeout_ms)
 {
-    const zw_config_t *cfg = r->core->env.cfg;
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, cfg->kafka.topic_provisioning, NULL);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, r->core->env.cfg->kafka.topic_provisioning,
+                                               NULL);
     int total = 0;
-    double share;
 
-    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR && md &&
-        md->topic_cnt == 1)
+    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md && md->topic_cnt == 1 && !md->topics[0].err)
         total = md->topics[0].partition_cnt;
     if (md)
         rd_kafka_metadata_destroy(md);
     if (rkt)
         rd_kafka_topic_destroy(rkt);
-    share = total > 0 ? (double)r->n_assigned / total : 1.0;
+    return total;
+}
+
+/* Tenants' events are spread over partitions by key, so this replica's
+ * share of a tenant's work is its share of partitions. Without an answer
+ * about the partition count, the last one known serves; before any, the
+ * smallest share (never the whole budget: every replica would think it owns
+ * it) until the tick's next try. */
+static void update_share(zw_rebalance_t *r, rd_kafka_t *rk, int timeout_ms)
+{
+    int total = topic_partitions(r, rk, timeout_ms);
+    double share;
+
+    r->share_stale = total <= 0;
+    r->share_retry_ms = zw_loop_now_ms() + 5000;
+    if (total > 0)
+        r->topic_partitions = total;
+    else
+        ZW_LOG(ZW_LOG_WARN, "cannot read the provisioning topic's partition count",
+               ZW_LF_INT("last_known", r->topic_partitions));
+    total = r->topic_partitions;
+    share = total > 0 ? (double)r->n_assigned / total : 0.01;
     if (share > 1.0)
         share = 1.0;
     if (share < 0.01)
@@ -153,13 +176,14 @@ static rd_kafka_error_t *assign(zw_rebalance_t *r, rd_kafka_t *rk,
 }
 
 static rd_kafka_error_t *unassign(zw_rebalance_t *r, rd_kafka_t *rk,
-                                  rd_kafka_topic_partition_list_t *parts)
+                                  rd_kafka_topic_partition_list_t *parts, bool commit)
 {
     zw_jobs_t *js = &r->core->jobs;
     rd_kafka_error_t *error;
 
     /* Commit what is done before handing the partitions over. */
-    rd_kafka_commit(rk, NULL, 0);
+    if (commit)
+        rd_kafka_commit(rk, NULL, 0);
     for (int i = 0; i < parts->cnt; i++) {
         zw_part_t *p = zw_parts_find(js->parts, parts->elems[i].topic, parts->elems[i].partition);
         zw_metrics_remove_partition(r->core->env.metrics, parts->elems[i].topic,
@@ -184,10 +208,12 @@ void zw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         error = assign(r, rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        error = unassign(r, rk, parts);
+        error = unassign(r, rk, parts, true);
     } else {
+        /* The assignment is lost: its work is dropped as on a revoke (the
+         * next owner redoes it), and nothing is committed for it. */
         ZW_LOG(ZW_LOG_ERROR, "rebalance failed", ZW_LF_STR("error", rd_kafka_err2str(err)));
-        error = rd_kafka_incremental_unassign(rk, parts);
+        error = unassign(r, rk, parts, false);
     }
     if (error) {
         ZW_LOG(ZW_LOG_ERROR, "incremental (un)assign failed",
@@ -201,5 +227,11 @@ void zw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                ZW_LF_STR("topic", parts->elems[i].topic),
                ZW_LF_INT("partition", parts->elems[i].partition));
     if (!r->stopping)
-        update_share(r, rk);
+        update_share(r, rk, 2000);
+}
+
+void zw_rebalance_tick(zw_rebalance_t *r, rd_kafka_t *rk)
+{
+    if (r->share_stale && !r->stopping && zw_loop_now_ms() >= r->share_retry_ms)
+        update_share(r, rk, 200);
 }

@@ -32,6 +32,9 @@ void zw_rebalance_set_stopping(zw_rebalance_t *r);
  * cooperative consumer that never was). */
 bool zw_rebalance_ever_assigned(const zw_rebalance_t *r);
 
+/* From the tick: counts the share again when the last count failed. */
+void zw_rebalance_tick(zw_rebalance_t *r, rd_kafka_t *rk);
+
 /* The rebalance callback for zw_kafka_consumer_new (opaque: the
  * zw_rebalance_t). */
 void zw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,

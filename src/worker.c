@@ -165,6 +165,7 @@ static void tick(void *arg)
 
     zw_consume_poll(w->consume);
     zw_consume_rewind(w->consume);
+    zw_rebalance_tick(w->rebalance, w->consumer);
     publish_gauges(w);
     while (rd_kafka_poll(w->producer, 0) > 0)
         ;

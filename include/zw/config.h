@@ -69,7 +69,8 @@ typedef struct zw_config_s {
         int max_event_bytes;
         /* Events one tenant may hold in memory; beyond, its events are
          * deferred (read again later) so other tenants' events still run.
-         * 0: three quarters of the worker's event cap, at least 64. */
+         * 0: three quarters of the worker's event cap (which is at least
+         * 1,024). */
         int max_tenant_events;
         bool dry_run;
         /* The bulk path: when at least bulk_min_items writes of one kind wait
