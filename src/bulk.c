@@ -625,9 +625,7 @@ static void rate_limited(bulk_tenant_t *bt, const zw_http_t *req, int64_t now)
                ZW_LF_INT("retry_after_ms", wait));
         return;
     }
-    wait = zw_retry_after_ms(req->retry_after, time(NULL));
-    if (wait < 0)
-        wait = req->rl_reset > 0 ? req->rl_reset * 1000 : 10000;
+    wait = zw_retry_429_wait_ms(req->retry_after, req->rl_reset, time(NULL), 10000);
     zw_ratelimit_block_until(zw_tenant_budget(bt->t), now + wait);
     zw_metrics_rate_limited(env->metrics, name_of(bt), (double)wait / 1000.0);
     ZW_LOG(ZW_LOG_WARN, "rate limited by Zendesk", ZW_LF_STR("tenant", name_of(bt)),

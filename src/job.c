@@ -358,10 +358,8 @@ static void rate_limited(zw_job_t *job, const zw_http_t *req, const zw_answer_ct
     zw_env_t *env = job->js->env;
     zw_tenant_t *t = job->tenant;
     const char *name = zw_tenant_name(t);
-    int64_t wait = zw_retry_after_ms(req->retry_after, time(NULL));
+    int64_t wait = zw_retry_429_wait_ms(req->retry_after, req->rl_reset, time(NULL), 10000);
 
-    if (wait < 0)
-        wait = req->rl_reset > 0 ? req->rl_reset * 1000 : 10000;
     /* One 429 answers every event of a lookup batch: count, block and log
      * it once per response, retry each event. */
     if (!ctx->seen_429 || !*ctx->seen_429) {

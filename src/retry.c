@@ -334,6 +334,18 @@ static int year_of(int64_t t)
     return (int)y;
 }
 
+int64_t zw_retry_429_wait_ms(const char *retry_after, long reset_s, time_t now,
+                             int64_t fallback_ms)
+{
+    int64_t wait = zw_retry_after_ms(retry_after, now);
+
+    if (wait >= 0)
+        return wait;
+    if (reset_s > 0)
+        return (reset_s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : (int64_t)reset_s) * 1000;
+    return fallback_ms;
+}
+
 int64_t zw_retry_after_ms(const char *value, time_t now)
 {
     char buf[64];

@@ -33,4 +33,10 @@ int64_t zw_backoff_delay_ms(int attempt, int base_ms, int max_ms, uint64_t *rng_
  * ms (0 if the date is past), or -1 if the value cannot be read. */
 int64_t zw_retry_after_ms(const char *value, time_t now);
 
+/* How long a 429 says to wait: its Retry-After, else its ratelimit-reset
+ * seconds (reset_s, < 0 when absent), else fallback_ms; capped like a
+ * Retry-After, so a hostile header cannot overflow the wait. */
+int64_t zw_retry_429_wait_ms(const char *retry_after, long reset_s, time_t now,
+                             int64_t fallback_ms);
+
 #endif

@@ -274,6 +274,21 @@ START_TEST(test_retry_after)
 }
 END_TEST
 
+/* A 429's wait: Retry-After first, then ratelimit-reset, then the fallback;
+ * a huge reset is capped at a day instead of overflowing seconds * 1000. */
+START_TEST(test_429_wait)
+{
+    ck_assert_int_eq(zw_retry_429_wait_ms("7", 30, NOW, 10000), 7000);
+    ck_assert_int_eq(zw_retry_429_wait_ms(NULL, 30, NOW, 10000), 30000);
+    ck_assert_int_eq(zw_retry_429_wait_ms("soon", 30, NOW, 10000), 30000);
+    ck_assert_int_eq(zw_retry_429_wait_ms(NULL, -1, NOW, 10000), 10000);
+    ck_assert_int_eq(zw_retry_429_wait_ms(NULL, 0, NOW, 10000), 10000);
+    ck_assert_int_eq(zw_retry_429_wait_ms(NULL, LONG_MAX, NOW, 10000), DAY_MS);
+    ck_assert_int_eq(zw_retry_429_wait_ms(NULL, 86401, NOW, 10000), DAY_MS);
+    ck_assert_int_eq(zw_retry_429_wait_ms(NULL, 86400, NOW, 10000), DAY_MS);
+}
+END_TEST
+
 START_TEST(test_retry_after_edges)
 {
     char big[4096];
@@ -317,6 +332,7 @@ int main(void)
     tcase_add_loop_test(tc, test_retry_after, 0,
                         (int)(sizeof(retry_after_cases) / sizeof(retry_after_cases[0])));
     tcase_add_test(tc, test_retry_after_edges);
+    tcase_add_test(tc, test_429_wait);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
