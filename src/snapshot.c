@@ -67,13 +67,19 @@ int zw_snapshot_page_parse(json_object *root, bool incremental, zw_snapshot_page
         json_object_object_get_ex(root, "meta", &meta);
         after = str_member(meta, "after_cursor");
         out->after = after && *after ? after : NULL;
-        out->more = bool_member(meta, "has_more") && out->after;
+        out->more = bool_member(meta, "has_more");
     } else {
         /* The incremental export: stop at end_of_stream, never loop on the
          * last page. */
         after = str_member(root, "after_cursor");
         out->after = after && *after ? after : NULL;
-        out->more = !bool_member(root, "end_of_stream") && out->after;
+        out->more = !bool_member(root, "end_of_stream");
+    }
+    /* More pages and no cursor to them: not a page we can go on from, and
+     * ending the walk here would call an incomplete snapshot complete. */
+    if (out->more && !out->after) {
+        memset(out, 0, sizeof(*out));
+        return -1;
     }
     return 0;
 }
@@ -163,8 +169,18 @@ uint64_t zw_snapshot_fnv1a64(const char *s)
 
 int zw_snapshot_cursor_start_time(const char *cursor, int64_t *start_time)
 {
-    if (!cursor || strncmp(cursor, "start_time:", 11) != 0)
+    const char *digits = cursor ? cursor + 11 : NULL;
+    int64_t v = 0;
+
+    if (!cursor || strncmp(cursor, "start_time:", 11) != 0 || !*digits)
         return 0;
-    *start_time = strtoll(cursor + 11, NULL, 10);
+    /* Digits only, and no more than a time can have: a mangled cursor is
+     * not the start of time (an export of every user since 1970). */
+    for (const char *p = digits; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (INT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (*p - '0');
+    }
+    *start_time = v;
     return 1;
 }

@@ -35,7 +35,8 @@ typedef struct zw_snapshot_page_s {
 } zw_snapshot_page_t;
 
 /* Reads a page of a full (incremental false) or incremental walk. Returns
- * 0, or -1 when root is not a user list. */
+ * 0, or -1 when root is not a user list or says more pages follow without
+ * a cursor to them. */
 int zw_snapshot_page_parse(json_object *root, bool incremental, zw_snapshot_page_t *out);
 
 /* Whether a user of this role belongs in the snapshot (the filter). */
