@@ -10,6 +10,7 @@
 #include "zw/loop.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -18,10 +19,14 @@
 
 #define MAX_EVENTS 256
 
-typedef enum { WATCH_CURL = 0, WATCH_FD = 1 } watch_kind_t;
+/* An epoll entry is either an fd watch (data.ptr: it lives as long as the
+ * loop) or one of curl's sockets (data.u64: the socket with this tag bit,
+ * which no user-space pointer has). A curl socket carries no pointer, since
+ * curl may close one socket while another's event of the same epoll batch
+ * is still to be handled: an event for a socket gone is only spurious. */
+#define CURL_SOCKET_TAG (UINT64_C(1) << 63)
 
 typedef struct watch_s {
-    watch_kind_t kind;
     int fd;
     zw_loop_fd_fn fn;
     void *arg;
@@ -45,39 +50,29 @@ int64_t zw_loop_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* socketp is the loop itself once the socket is in epoll, NULL before. */
 static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     zw_loop_t *loop = userp;
-    watch_t *w = socketp;
     struct epoll_event ev;
 
     (void)easy;
     if (what == CURL_POLL_REMOVE) {
-        if (w) {
+        if (socketp) {
             epoll_ctl(loop->epfd, EPOLL_CTL_DEL, s, NULL);
             curl_multi_assign(loop->multi, s, NULL);
-            free(w);
         }
         return 0;
     }
     memset(&ev, 0, sizeof(ev));
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-    if (!w) {
-        w = calloc(1, sizeof(*w));
-        if (!w)
+    ev.data.u64 = CURL_SOCKET_TAG | (uint32_t)s;
+    if (!socketp) {
+        if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, s, &ev) != 0)
             return -1;
-        w->kind = WATCH_CURL;
-        w->fd = s;
-        ev.data.ptr = w;
-        if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, s, &ev) != 0) {
-            free(w);
-            return -1;
-        }
-        curl_multi_assign(loop->multi, s, w);
-    } else {
-        ev.data.ptr = w;
-        if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, s, &ev) != 0)
-            return -1;
+        curl_multi_assign(loop->multi, s, loop);
+    } else if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, s, &ev) != 0) {
+        return -1;
     }
     return 0;
 }
@@ -151,7 +146,6 @@ int zw_loop_watch_fd(zw_loop_t *loop, int fd, zw_loop_fd_fn fn, void *arg)
 
     if (!w)
         return -1;
-    w->kind = WATCH_FD;
     w->fd = fd;
     w->fn = fn;
     w->arg = arg;
@@ -249,8 +243,9 @@ int zw_loop_run_once(zw_loop_t *loop, int max_wait_ms)
             return -1;
     }
     for (int i = 0; i < n; i++) {
-        watch_t *w = events[i].data.ptr;
-        if (w->kind == WATCH_FD) {
+        uint64_t tagged = events[i].data.u64;
+        if (!(tagged & CURL_SOCKET_TAG)) {
+            watch_t *w = events[i].data.ptr;
             w->fn(w->fd, w->arg);
         } else {
             int mask = 0;
@@ -260,7 +255,8 @@ int zw_loop_run_once(zw_loop_t *loop, int max_wait_ms)
                 mask |= CURL_CSELECT_OUT;
             if (events[i].events & (EPOLLERR | EPOLLHUP))
                 mask |= CURL_CSELECT_ERR;
-            curl_multi_socket_action(loop->multi, w->fd, mask, &running);
+            curl_multi_socket_action(loop->multi, (curl_socket_t)(uint32_t)tagged, mask,
+                                     &running);
         }
     }
     now = zw_loop_now_ms();
