@@ -118,6 +118,8 @@ static void retry_in(zw_output_t *o, zw_delivery_t *d, int64_t delay_ms)
     d->timer = zw_env_timer(o->env, delay_ms, retry_timer, d);
 }
 
+/* A fatal producer error is not one of these: it is not about the record,
+ * and the worker exits on it so a new process redoes the event. */
 bool zw_output_permanent(rd_kafka_resp_err_t err)
 {
     switch (err) {
@@ -129,7 +131,6 @@ bool zw_output_permanent(rd_kafka_resp_err_t err)
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
-    case RD_KAFKA_RESP_ERR__FATAL:
         return true;
     default:
         return false;

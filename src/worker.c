@@ -4,7 +4,8 @@
  *   1. zw_loop_run_once: socket events (Zendesk answers -> their senders),
  *      timers (retries, wake-ups, the 1 s tick), the Kafka queues' fds
  *      (consumer -> zw_consume_poll, producer -> delivery reports);
- *   2. the admin heartbeat;
+ *   2. a fatal Kafka error ends the loop (exit 70, to be restarted), else
+ *      the admin heartbeat;
  *   3. another consumer poll if the last one stopped at its batch size;
  *   4. stop once shutting down and the jobs are done (or the deadline passed).
  *
@@ -13,6 +14,7 @@
 #include "zw/worker.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -38,6 +40,7 @@ typedef struct worker_s {
     zw_consume_t *consume;
     zw_rebalance_t *rebalance;
     bool stopping;
+    bool fatal; /* a fatal Kafka error: exit non-zero to be restarted */
     int64_t stop_deadline;
     int64_t next_stats_ms;
 } worker_t;
@@ -308,6 +311,56 @@ static int setup(worker_t *w, const zw_config_t *config)
 
 /* ---- the loop, shutdown ---- */
 
+/* A fatal error of the idempotent producer (or of the consumer's group
+ * membership) cannot be recovered in the process: no further result can be
+ * produced in order. Stop now, commit only what was acknowledged, and exit
+ * non-zero so the supervisor (Kubernetes) restarts a fresh process. */
+static bool kafka_fatal(worker_t *w)
+{
+    char why[512];
+    rd_kafka_resp_err_t err = rd_kafka_fatal_error(w->producer, why, sizeof(why));
+    const char *client = "producer";
+
+    if (!err) {
+        err = rd_kafka_fatal_error(w->consumer, why, sizeof(why));
+        client = "consumer";
+    }
+    if (!err)
+        return false;
+    if (!w->fatal) {
+        w->fatal = true;
+        ZW_LOG(ZW_LOG_ERROR, "fatal Kafka error; exiting to be restarted",
+               ZW_LF_STR("client", client), ZW_LF_STR("error", rd_kafka_err2name(err)),
+               ZW_LF_STR("reason", why), ZW_LF_INT("jobs", w->core.jobs.n_jobs));
+        zw_admin_set_ready(w->admin, false, "fatal Kafka error");
+    }
+    return true;
+}
+
+/* Test hook: ZW_TEST_KAFKA_FATAL_MS=N raises a fatal producer error N ms
+ * after start through librdkafka's rd_kafka_test_fatal_error(), the only
+ * way to reach this path against a healthy broker. Unset in production. */
+static void raise_test_fatal(void *arg)
+{
+    worker_t *w = arg;
+
+    rd_kafka_test_fatal_error(w->producer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                              "raised by ZW_TEST_KAFKA_FATAL_MS");
+}
+
+static void arm_test_fatal(worker_t *w)
+{
+    const char *v = getenv("ZW_TEST_KAFKA_FATAL_MS");
+    char *end;
+    long ms = v ? strtol(v, &end, 10) : -1;
+
+    if (v && *v && !*end && ms >= 0) {
+        ZW_LOG(ZW_LOG_WARN, "test hook armed: a fatal Kafka error will be raised",
+               ZW_LF_INT("after_ms", ms));
+        zw_env_timer(&w->core.env, ms, raise_test_fatal, w);
+    }
+}
+
 static int run(worker_t *w)
 {
     zw_loop_t *loop = w->core.env.loop;
@@ -318,6 +371,8 @@ static int run(worker_t *w)
             zw_logf(ZW_LOG_ERROR, "event loop failed: %s", strerror(errno));
             return ZW_EXIT_SOFTWARE;
         }
+        if (kafka_fatal(w))
+            return ZW_EXIT_SOFTWARE;
         zw_admin_heartbeat(w->admin, zw_loop_now_ms());
         if (zw_consume_more(w->consume))
             zw_consume_poll(w->consume);
@@ -372,6 +427,7 @@ int zw_worker_run(const zw_config_t *config)
     if (rc == ZW_EXIT_OK) {
         w.next_stats_ms = zw_loop_now_ms() + STATS_EVERY_MS;
         tick(&w);
+        arm_test_fatal(&w);
         ZW_LOG(ZW_LOG_INFO, "worker started", ZW_LF_STR("worker_id", w.core.env.worker_id),
                ZW_LF_STR("version", ZW_VERSION), ZW_LF_STR("group", config->kafka.group_id),
                ZW_LF_STR("topic", config->kafka.topic_provisioning),

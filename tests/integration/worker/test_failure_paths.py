@@ -146,3 +146,40 @@ def test_write_answered_404_again_and_again_ends(make_env):
     assert len(puts) == 3, f"{len(puts)} writes for a bounded number of tries"
     env.stop_worker(env.workers[0])
     env.assert_commits_at_end()
+
+
+def test_fatal_kafka_error_exits_non_zero_and_loses_nothing(make_env, monkeypatch):
+    """A fatal error of the idempotent producer cannot be recovered in the process: the
+    worker must stop, commit only what was acknowledged and exit non-zero (70) so that
+    Kubernetes restarts it; before, it kept running with a producer that could never
+    deliver again. librdkafka's own test hook raises the error (ZW_TEST_KAFKA_FATAL_MS)."""
+    env = make_env(partitions=1)
+    # Slow answers: 400 writes at 64 in flight outlast the error raised at 3 s.
+    env.sim.set_faults("acme", {"latency_ms": 1500})
+    monkeypatch.setenv("ZW_TEST_KAFKA_FATAL_MS", "3000")
+    w = env.start_worker(worker={"bulk_min_items": 0})
+    monkeypatch.delenv("ZW_TEST_KAFKA_FATAL_MS")
+    inputs = env.send([joiner("acme", f"FATAL{i:03d}", "end-user") for i in range(400)])
+    try:
+        rc = w.proc.wait(timeout=60)
+    except Exception:
+        raise AssertionError("the worker kept running after a fatal Kafka error"
+                             + env.diagnostics())
+    w.stopped = True
+    assert rc == 70, f"exit code {rc} after a fatal Kafka error" + env.diagnostics()
+    text = open(w.log_path).read()
+    assert '"msg":"fatal Kafka error; exiting to be restarted"' in text, w.tail()
+    assert "_OUT_OF_ORDER_SEQUENCE_NUMBER" in text or "OUT_OF_ORDER" in text, w.tail()
+    # Nothing committed past an event without a result: a new process finishes the rest.
+    committed = env.committed_offsets()
+    assert committed.get(0, -1001) < len(inputs), committed
+    env.sim.set_faults("acme", {"latency_ms": 0})
+    env.start_worker(worker={"bulk_min_items": 0})
+    results = env.wait_results(inputs, timeout=120, what="every event after the restart")
+    for inp in inputs:   # at least once: an event acked but not committed runs again
+        statuses = {r.value["status"] for r in results[inp]}
+        assert statuses == {"succeeded"}, (inp.key, [r.value for r in results[inp]])
+    users = env.sim.users_by_ext("acme")
+    assert all(f"fatal{i:03d}" in users for i in range(400))
+    env.stop_worker(env.workers[1])
+    env.assert_commits_at_end()
