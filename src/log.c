@@ -4,6 +4,7 @@
 #include "zw/log.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -62,8 +63,13 @@ const char *zw_log_level_name(zw_log_level_t level)
     return level_names[level];
 }
 
-/* A bounded line under construction; once full, further appends are dropped
- * and the line ends with a truncation mark. */
+/* A bounded line under construction. Content goes up to LINE_BODY_BYTES;
+ * each append fits whole or sets truncated and adds nothing, and the tail
+ * (the truncation mark, the closing brace, the newline) always fits in the
+ * room kept after the body, so a long line is cut, never left open. */
+#define LINE_TAIL_BYTES 64
+#define LINE_BODY_BYTES (LINE_MAX_BYTES - LINE_TAIL_BYTES)
+
 typedef struct line_s {
     char buf[LINE_MAX_BYTES];
     size_t len;
@@ -72,11 +78,9 @@ typedef struct line_s {
 
 static void put_mem(line_t *line, const char *s, size_t n)
 {
-    /* Keep room for the closing characters and the newline. */
-    size_t room = sizeof(line->buf) - 8 - line->len;
-    if (n > room) {
-        n = room;
+    if (line->truncated || n > LINE_BODY_BYTES - line->len) {
         line->truncated = true;
+        return;
     }
     memcpy(line->buf + line->len, s, n);
     line->len += n;
@@ -87,19 +91,51 @@ static void put(line_t *line, const char *s)
     put_mem(line, s, strlen(s));
 }
 
-static void put_json_string(line_t *line, const char *s)
+/* The tail, in the room kept for it. */
+static void put_tail(line_t *line, const char *s)
 {
-    put(line, "\"");
+    size_t n = strlen(s);
+
+    if (n > sizeof(line->buf) - line->len)
+        n = sizeof(line->buf) - line->len;
+    memcpy(line->buf + line->len, s, n);
+    line->len += n;
+}
+
+/* A cut string may end inside a UTF-8 sequence: drop its first bytes, so
+ * the line stays valid UTF-8 as far as the input was. */
+static void trim_partial_utf8(line_t *line, size_t string_start)
+{
+    size_t i = line->len, cont = 0;
+
+    while (i > string_start && cont < 3 && ((unsigned char)line->buf[i - 1] & 0xC0) == 0x80) {
+        i--;
+        cont++;
+    }
+    if (i > string_start) {
+        unsigned char lead = (unsigned char)line->buf[i - 1];
+        size_t need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+        if (lead >= 0xC0 && cont < need)
+            line->len = i - 1;
+    }
+}
+
+/* Control characters escaped as in JSON, in both formats: an event's
+ * fields cannot start a line of their own (log forging). */
+static void put_escaped(line_t *line, const char *s, bool quote_too)
+{
+    size_t start = line->len;
+
     for (const unsigned char *p = (const unsigned char *)s; *p && !line->truncated; p++) {
         char esc[8];
         switch (*p) {
-        case '"': put(line, "\\\""); break;
-        case '\\': put(line, "\\\\"); break;
+        case '"': put(line, quote_too ? "\\\"" : "\""); break;
+        case '\\': put(line, quote_too ? "\\\\" : "\\"); break;
         case '\n': put(line, "\\n"); break;
         case '\r': put(line, "\\r"); break;
         case '\t': put(line, "\\t"); break;
         default:
-            if (*p < 0x20) {
+            if (*p < 0x20 || *p == 0x7f) {
                 snprintf(esc, sizeof(esc), "\\u%04x", *p);
                 put(line, esc);
             } else {
@@ -107,7 +143,20 @@ static void put_json_string(line_t *line, const char *s)
             }
         }
     }
+    if (line->truncated)
+        trim_partial_utf8(line, start);
+}
+
+/* A JSON string. Returns true when it was cut inside, left open for the
+ * caller to close; false when it fit whole or not even its quote did. */
+static bool put_json_string(line_t *line, const char *s)
+{
     put(line, "\"");
+    if (line->truncated)
+        return false;
+    put_escaped(line, s, true);
+    put(line, "\"");
+    return line->truncated;
 }
 
 static void put_timestamp(line_t *line)
@@ -123,68 +172,116 @@ static void put_timestamp(line_t *line)
     put(line, buf);
 }
 
+static bool field_present(const zw_log_field_t *f)
+{
+    return f->key && (f->type != ZW_LOG_FIELD_STR || f->s);
+}
+
+/* {"ts":..,"level":..,"msg":..,"key":value...}. A cut inside a string value
+ * (the message or a field's) keeps what fit and closes the string; a cut
+ * anywhere else drops the field it fell in. Either way the line ends with
+ * "truncated":true and parses. */
+static void format_json(line_t *line, zw_log_level_t level, const char *msg,
+                        const zw_log_field_t *fields, size_t n_fields)
+{
+    char num[32];
+    bool open_string = false;
+
+    put(line, "{\"ts\":\"");
+    put_timestamp(line);
+    put(line, "\",\"level\":\"");
+    put(line, zw_log_level_name(level));
+    put(line, "\",\"msg\":");
+    open_string = put_json_string(line, msg);
+    for (size_t i = 0; i < n_fields && !line->truncated; i++) {
+        const zw_log_field_t *f = &fields[i];
+        size_t mark = line->len;
+
+        if (!field_present(f))
+            continue;
+        put(line, ",");
+        put_json_string(line, f->key);
+        put(line, ":");
+        if (f->type == ZW_LOG_FIELD_INT) {
+            snprintf(num, sizeof(num), "%lld", f->i);
+            put(line, num);
+        } else if (!line->truncated) {
+            open_string = put_json_string(line, f->s);
+        }
+        if (line->truncated && !open_string)
+            line->len = mark; /* cut in the key, a number or a separator */
+    }
+    if (open_string)
+        put_tail(line, "\"");
+    if (line->truncated)
+        put_tail(line, ",\"truncated\":true");
+    put_tail(line, "}\n");
+}
+
+/* TS LEVEL msg key=value...: a value with a space, a quote, an '=' or a
+ * control character (or none at all) is quoted and escaped. */
+static void put_text_value(line_t *line, const char *s)
+{
+    bool plain = *s != '\0';
+
+    for (const unsigned char *p = (const unsigned char *)s; *p && plain; p++)
+        plain = *p > 0x20 && *p != 0x7f && *p != '"' && *p != '=' && *p != '\\';
+    if (plain) {
+        put_escaped(line, s, false); /* nothing to escape: cut byte-wise if long */
+        return;
+    }
+    put(line, "\"");
+    put_escaped(line, s, true);
+    if (line->truncated)
+        put_tail(line, "\"");
+    else
+        put(line, "\"");
+}
+
+static void format_text(line_t *line, zw_log_level_t level, const char *msg,
+                        const zw_log_field_t *fields, size_t n_fields)
+{
+    char num[32];
+
+    put_timestamp(line);
+    put(line, " ");
+    put(line, zw_log_level_name(level));
+    put(line, " ");
+    put_escaped(line, msg, false);
+    for (size_t i = 0; i < n_fields && !line->truncated; i++) {
+        const zw_log_field_t *f = &fields[i];
+
+        if (!field_present(f))
+            continue;
+        put(line, " ");
+        put_escaped(line, f->key, false);
+        put(line, "=");
+        if (f->type == ZW_LOG_FIELD_INT) {
+            snprintf(num, sizeof(num), "%lld", f->i);
+            put(line, num);
+        } else {
+            put_text_value(line, f->s);
+        }
+    }
+    if (line->truncated)
+        put_tail(line, " truncated=true");
+    put_tail(line, "\n");
+}
+
 void zw_log_write(zw_log_level_t level, const char *msg, const zw_log_field_t *fields,
                   size_t n_fields)
 {
     line_t line;
-    char num[32];
     FILE *out = log_stream ? log_stream : stderr;
 
     if (!zw_log_enabled(level))
         return;
     line.len = 0;
     line.truncated = false;
-
-    if (log_format == ZW_LOG_FORMAT_JSON) {
-        put(&line, "{\"ts\":\"");
-        put_timestamp(&line);
-        put(&line, "\",\"level\":\"");
-        put(&line, zw_log_level_name(level));
-        put(&line, "\",\"msg\":");
-        put_json_string(&line, msg);
-        for (size_t i = 0; i < n_fields; i++) {
-            const zw_log_field_t *f = &fields[i];
-            if (!f->key || (f->type == ZW_LOG_FIELD_STR && !f->s))
-                continue;
-            put(&line, ",");
-            put_json_string(&line, f->key);
-            put(&line, ":");
-            if (f->type == ZW_LOG_FIELD_INT) {
-                snprintf(num, sizeof(num), "%lld", f->i);
-                put(&line, num);
-            } else {
-                put_json_string(&line, f->s);
-            }
-        }
-        if (line.truncated) {
-            /* The cut may fall inside a string: close it so the line parses. */
-            line.truncated = false;
-            put(&line, "\",\"truncated\":true");
-        }
-        put(&line, "}\n");
-    } else {
-        put_timestamp(&line);
-        put(&line, " ");
-        put(&line, zw_log_level_name(level));
-        put(&line, " ");
-        put(&line, msg);
-        for (size_t i = 0; i < n_fields; i++) {
-            const zw_log_field_t *f = &fields[i];
-            if (!f->key || (f->type == ZW_LOG_FIELD_STR && !f->s))
-                continue;
-            put(&line, " ");
-            put(&line, f->key);
-            put(&line, "=");
-            if (f->type == ZW_LOG_FIELD_INT) {
-                snprintf(num, sizeof(num), "%lld", f->i);
-                put(&line, num);
-            } else {
-                put(&line, f->s);
-            }
-        }
-        line.truncated = false;
-        put(&line, "\n");
-    }
+    if (log_format == ZW_LOG_FORMAT_JSON)
+        format_json(&line, level, msg ? msg : "", fields, n_fields);
+    else
+        format_text(&line, level, msg ? msg : "", fields, n_fields);
     fwrite(line.buf, 1, line.len, out);
     fflush(out);
 }
