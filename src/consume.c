@@ -21,6 +21,7 @@ struct zw_consume_s {
     rd_kafka_t *consumer;
     size_t max_jobs;
     int tenant_cap;     /* events one tenant may hold in memory */
+    long throttled_held; /* events in memory of throttled tenants (this poll) */
     int64_t next_rewind_ms;
     bool paused;
     bool stopped;
@@ -88,17 +89,24 @@ static void on_sync(zw_consume_t *c, zw_job_t *job, const rd_kafka_message_t *m)
 }
 
 /* A tenant that holds as many events as it may, or whose earlier events of
- * this partition (or of this key) are deferred: this event is deferred too
- * (the offset stays uncommitted and is read again after a rewind), so a
- * throttled tenant's backlog never fills the memory other tenants need. */
+ * this partition (or of this key) are deferred, or that is throttled while
+ * throttled tenants together hold a tenant's cap: this event is deferred
+ * too (the offset stays uncommitted and is read again after a rewind), so
+ * throttled tenants' backlogs never fill the memory other tenants need. */
 static bool deferred(zw_consume_t *c, zw_job_t *job, zw_event_error_t perr, char *id)
 {
     zw_tenant_t *t = perr == ZW_EVENT_OK ? zw_tenants_find(c->js->tenants, job->prov.ev.tenant)
                                          : NULL;
+    bool throttled = t && zw_tenant_throttled(t, zw_loop_now_ms());
 
-    if (!t || (zw_tenant_events(t) < c->tenant_cap &&
-               !zw_part_defers(job->part, job->offset, zw_tenant_name(t), job->key)))
+    if (!t)
         return false;
+    if (zw_tenant_events(t) < c->tenant_cap &&
+        !zw_part_defers(job->part, job->offset, zw_tenant_name(t), job->key) &&
+        !(throttled && c->throttled_held >= c->tenant_cap)) {
+        c->throttled_held += throttled;
+        return false;
+    }
     if (zw_part_defer(job->part, job->offset, zw_tenant_name(t), job->key) != 0)
         return false; /* out of memory: keep it */
     zw_tenant_add_deferred(t, 1);
@@ -196,13 +204,33 @@ static void set_paused(zw_consume_t *c, bool pause)
            ZW_LF_INT("jobs", c->js->n_jobs));
 }
 
+/* Counts the events throttled tenants hold now. */
+static void count_throttled(zw_consume_t *c)
+{
+    zw_tenants_backlog_t b;
+
+    zw_tenants_backlog(c->js->tenants, zw_loop_now_ms(), &b);
+    c->throttled_held = b.throttled_held;
+}
+
+/* Pausing every partition stops every tenant, so it answers only work that
+ * will drain: the events of tenants that can go on (ready) reaching the
+ * cap. Throttled tenants' events are bounded by deferral instead (at most a
+ * tenant's cap of them in all, beyond what they held when they became
+ * throttled), and a quarter of the cap more is the hard bound on memory, so
+ * a healthy tenant always finds room even when throttled ones hold all of
+ * the cap. Resume once ready work has halved and there is room again. */
 void zw_consume_backpressure(zw_consume_t *c)
 {
+    size_t hard = c->max_jobs + c->max_jobs / 4, n = c->js->n_jobs, ready;
+
     if (c->stopped)
         return;
-    if (!c->paused && c->js->n_jobs >= c->max_jobs)
+    count_throttled(c);
+    ready = n > (size_t)c->throttled_held ? n - (size_t)c->throttled_held : 0;
+    if (!c->paused && (n >= hard || ready >= c->max_jobs))
         set_paused(c, true);
-    else if (c->paused && c->js->n_jobs <= c->max_jobs / 2)
+    else if (c->paused && n <= hard - c->max_jobs / 8 && ready <= c->max_jobs / 2)
         set_paused(c, false);
 }
 
@@ -212,6 +240,7 @@ void zw_consume_poll(zw_consume_t *c)
     rd_kafka_message_t *m;
 
     c->more = false;
+    count_throttled(c);
     /* The events of one poll reach their lanes first, then go out together:
      * their lookups share show_many requests (up to 100 ids) instead of
      * leaving one by one as each arrives. */
@@ -231,8 +260,10 @@ void zw_consume_poll(zw_consume_t *c)
             c->more = true;
             break;
         }
-        if (c->js->n_jobs >= c->max_jobs)
+        if (c->js->n_jobs >= c->max_jobs) {
             zw_consume_backpressure(c);
+            count_throttled(c);
+        }
     }
     zw_tenants_release(c->js->tenants);
     zw_consume_backpressure(c);
@@ -251,14 +282,18 @@ void zw_consume_stop(zw_consume_t *c)
 }
 
 /* Whether a tenant with deferred events in part has room again (below half
- * its cap, so a rewind reads a worthwhile batch). */
+ * its cap, and, when throttled, throttled tenants below half a cap in all,
+ * so a rewind reads a worthwhile batch rather than deferring it again). */
 static bool part_has_room(zw_consume_t *c, const zw_part_t *part)
 {
     zw_tenants_t *ts = c->js->tenants;
+    int64_t now = zw_loop_now_ms();
 
+    count_throttled(c);
     for (size_t i = 0; i < zw_tenants_count(ts); i++) {
         zw_tenant_t *t = zw_tenants_at(ts, i);
         if (zw_tenant_deferred(t) > 0 && zw_tenant_events(t) < c->tenant_cap / 2 &&
+            (!zw_tenant_throttled(t, now) || c->throttled_held < c->tenant_cap / 2) &&
             zw_part_defers(part, INT64_MAX, zw_tenant_name(t), NULL))
             return true;
     }

@@ -126,6 +126,9 @@ struct zw_job_s {
         zw_plan_t plan;
         int64_t *group_ops;      /* > 0: add group id; < 0: remove membership -id */
         size_t n_group_ops, group_op;
+        json_object *memberships; /* the pages listed so far */
+        char *groups_after;      /* the next page's cursor, NULL for the first */
+        bool groups_relisted;    /* listed again after an add was refused */
         int relookups;           /* writes answered 404 after a lookup found the user */
     } prov;
     /* bulk.c */

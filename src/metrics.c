@@ -1031,14 +1031,14 @@ static void render_worker(out_t *o, const zw_metrics_t *m, const state_t *st)
     name = "zendesk_worker_backlog_scalable";
     family(o, name, "gauge",
            "Backlog more replicas would work through: messages not read yet on the assigned "
-           "partitions, and events in memory whose tenant has budget (the autoscaling signal).");
+           "partitions, and events of tenants that are not throttled (the autoscaling signal).");
     s = sample(o, name, "");
     value_i64(&s, st->backlog_ready);
 
     name = "zendesk_worker_backlog_throttled";
     family(o, name, "gauge",
-           "Events waiting on their tenant (deferred, blocked by a 429, budget spent): backlog "
-           "more replicas would not shorten.");
+           "Events of throttled tenants (blocked by a 429, or more than 30 s of their budget's "
+           "work in memory): backlog more replicas would not shorten.");
     s = sample(o, name, "");
     value_i64(&s, st->backlog_throttled);
 

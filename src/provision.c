@@ -65,8 +65,18 @@ static const char *type_label(const zw_job_t *job)
     return job->prov.ev.tenant ? zw_event_type_name(job->prov.ev.type) : "invalid";
 }
 
+/* Forgets a memberships listing, to start one from its first page. */
+static void groups_reset(zw_job_t *job)
+{
+    json_object_put(job->prov.memberships);
+    job->prov.memberships = NULL;
+    free(job->prov.groups_after);
+    job->prov.groups_after = NULL;
+}
+
 static void release(zw_job_t *job)
 {
+    groups_reset(job);
     free(job->prov.group_ops);
     zw_event_cleanup(&job->prov.ev);
     zw_plan_cleanup(&job->prov.plan);
@@ -110,7 +120,10 @@ static void send_next(zw_job_t *job)
         call.body = NULL;
         path = zw_users_lookup_path(job->prov.ev.person.external_id);
     } else if (job->state == ZW_JOB_GROUPS_LIST) {
-        zw_users_memberships_call(job->user_id, &call);
+        call.method = "GET";
+        call.endpoint = ZW_ENDPOINT_READ;
+        call.body = NULL;
+        path = zw_users_memberships_path(job->user_id, job->prov.groups_after);
     } else if (job->state == ZW_JOB_GROUPS_APPLY) {
         zw_users_membership_op_call(job->user_id, job->prov.group_ops[job->prov.group_op], &call);
     } else {
@@ -160,6 +173,7 @@ static void person_done(zw_job_t *job)
     }
     zw_job_set_state(job, ZW_JOB_GROUPS_LIST);
     job->failures = 0;
+    groups_reset(job);
     submit(job);
 }
 
@@ -265,17 +279,39 @@ static void written_single(zw_job_t *job, const zw_http_t *req, zw_class_t cls)
     zw_provision_written(job, &wr);
 }
 
-/* Compares the listed memberships with the event's group_ids. */
+/* A page of the user's memberships: the next page, or, after the last,
+ * the listed memberships compared with the event's group_ids. */
 static void groups_listed(zw_job_t *job, const zw_http_t *req)
 {
     const zw_person_t *p = &job->prov.ev.person;
     json_object *root = zw_http_json(req);
-    int rc;
+    const char *after = NULL;
+    int rc = zw_users_memberships_page(root, &job->prov.memberships, &after);
 
-    free(job->prov.group_ops);
-    rc = zw_users_group_ops(root, p->group_ids, p->n_group_ids, &job->prov.group_ops,
-                            &job->prov.n_group_ops);
+    if (rc == 0 && after) {
+        char *next = strdup(after);
+        json_object_put(root);
+        if (!next) {
+            zw_job_fail(job, "permanent", 0, "LocalError", "out of memory");
+            return;
+        }
+        free(job->prov.groups_after);
+        job->prov.groups_after = next;
+        job->failures = 0;
+        submit(job); /* the next page */
+        return;
+    }
     json_object_put(root);
+    if (rc != 0) {
+        groups_reset(job);
+        zw_job_backoff_or_fail(job, req->status, "InvalidResponse",
+                               "Zendesk answered a memberships listing that is not one");
+        return;
+    }
+    free(job->prov.group_ops);
+    rc = zw_users_group_ops(job->prov.memberships, p->group_ids, p->n_group_ids,
+                            &job->prov.group_ops, &job->prov.n_group_ops);
+    groups_reset(job);
     if (rc != 0) {
         zw_job_fail(job, "permanent", 0, "LocalError", "out of memory");
         return;
@@ -305,9 +341,25 @@ static void group_op_done(zw_job_t *job)
     submit(job);
 }
 
-/* A membership call's answer; false when it is for the shared policy. */
+/* A membership call's answer; false when it is for the shared policy. An
+ * add refused as invalid is most often one already made (a POST whose
+ * answer was lost and that was sent again: "already a member"): list the
+ * memberships again, once, and decide from what is there. */
 static bool groups_answer(zw_job_t *job, const zw_http_t *req, zw_class_t cls)
 {
+    if (job->state == ZW_JOB_GROUPS_APPLY && req->status == 422 &&
+        job->prov.group_ops[job->prov.group_op] > 0 && !job->prov.groups_relisted) {
+        ZW_LOG(ZW_LOG_INFO, "group membership add refused; listing memberships again",
+               ZW_LF_STR("tenant", zw_tenant_name(job->tenant)),
+               ZW_LF_STR("event_id", job->event_id),
+               ZW_LF_INT("group_id", job->prov.group_ops[job->prov.group_op]));
+        job->prov.groups_relisted = true;
+        job->failures = 0;
+        zw_job_set_state(job, ZW_JOB_GROUPS_LIST);
+        groups_reset(job);
+        submit(job);
+        return true;
+    }
     if (cls != ZW_CLASS_OK && cls != ZW_CLASS_NOT_FOUND)
         return false;
     if (job->state == ZW_JOB_GROUPS_LIST && cls == ZW_CLASS_OK)

@@ -480,30 +480,28 @@ void zw_tenants_publish(zw_tenants_t *ts, int64_t now)
 
 bool zw_tenant_throttled(const zw_tenant_t *t, int64_t now)
 {
-    bool waiting = false;
+    double per_s = t->cfg->plan_rpm * t->ts->share / 60.0;
 
-    if (t->n_deferred > 0 || zw_ratelimit_blocked_until(t->budget) > now ||
-        zw_ratelimit_blocked_until(t->writes) > now)
+    if (zw_ratelimit_blocked_until(t->budget) > now + 1000 ||
+        zw_ratelimit_blocked_until(t->writes) > now + 1000)
         return true;
-    for (int lane = 0; lane < ZW_N_LANES; lane++)
-        waiting = waiting || t->head[lane] != NULL;
-    if (!waiting)
+    if (t->n_events == 0)
         return false;
-    if (zw_ratelimit_available(t->budget, now) < 1)
-        return true;
-    return t->head[ZW_LANE_WRITE] && zw_ratelimit_available(t->writes, now) < 1;
+    return per_s <= 0 || t->n_events / per_s > ZW_TENANT_THROTTLED_S;
 }
 
-void zw_tenants_events_split(const zw_tenants_t *ts, int64_t now, long *ready, long *throttled)
+void zw_tenants_backlog(const zw_tenants_t *ts, int64_t now, zw_tenants_backlog_t *out)
 {
-    *ready = *throttled = 0;
+    memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < ts->n; i++) {
         const zw_tenant_t *t = &ts->t[i];
-        if (zw_tenant_throttled(t, now))
-            *throttled += t->n_events;
-        else
-            *ready += t->n_events;
-        *throttled += t->n_deferred;
+        if (zw_tenant_throttled(t, now)) {
+            out->throttled_held += t->n_events;
+            out->throttled_deferred += t->n_deferred;
+        } else {
+            out->ready_held += t->n_events;
+            out->ready_deferred += t->n_deferred;
+        }
     }
 }
 

@@ -50,11 +50,55 @@ void zw_users_write_call(const zw_plan_t *plan, zw_call_t *out)
     out->body = plan->body;
 }
 
-void zw_users_memberships_call(int64_t user_id, zw_call_t *out)
+char *zw_users_memberships_path(int64_t user_id, const char *after)
 {
-    set_call(out, "GET", ZW_ENDPOINT_READ);
-    snprintf(out->path, sizeof(out->path), "/api/v2/users/%lld/group_memberships",
-             (long long)user_id);
+    char *esc = after ? zw_zendesk_escape(after) : NULL, *path;
+    size_t n = 96 + (esc ? strlen(esc) : 0);
+
+    if (after && !esc)
+        return NULL;
+    path = malloc(n);
+    if (path)
+        snprintf(path, n, "/api/v2/users/%lld/group_memberships?page[size]=100%s%s",
+                 (long long)user_id, esc ? "&page[after]=" : "", esc ? esc : "");
+    free(esc);
+    return path;
+}
+
+int zw_users_memberships_page(json_object *answer, json_object **acc, const char **after)
+{
+    json_object *list, *meta = NULL, *v, *into;
+    bool more = false;
+
+    *after = NULL;
+    if (!answer || !json_object_object_get_ex(answer, "group_memberships", &list) ||
+        !json_object_is_type(list, json_type_array))
+        return -1;
+    if (json_object_object_get_ex(answer, "meta", &meta) &&
+        json_object_is_type(meta, json_type_object)) {
+        more = json_object_object_get_ex(meta, "has_more", &v) && json_object_get_boolean(v);
+        if (json_object_object_get_ex(meta, "after_cursor", &v) &&
+            json_object_is_type(v, json_type_string) && *json_object_get_string(v))
+            *after = json_object_get_string(v);
+    }
+    if (more && !*after)
+        return -1; /* more pages, no way to them: not a list to decide on */
+    if (!more)
+        *after = NULL;
+    if (!*acc) {
+        *acc = json_object_new_object();
+        if (!*acc || json_object_object_add(*acc, "group_memberships", json_object_new_array()))
+            return -1;
+    }
+    json_object_object_get_ex(*acc, "group_memberships", &into);
+    for (size_t i = 0; i < json_object_array_length(list); i++) {
+        json_object *m = json_object_get(json_object_array_get_idx(list, i));
+        if (json_object_array_add(into, m) != 0) {
+            json_object_put(m);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 void zw_users_membership_op_call(int64_t user_id, int64_t op, zw_call_t *out)

@@ -139,14 +139,15 @@ static void publish_gauges(worker_t *w)
     zw_env_t *env = &w->core.env;
     gauges_t g = {.w = w, .unread = 0};
     int64_t now = zw_loop_now_ms();
-    long ready, throttled;
+    zw_tenants_backlog_t b;
 
     zw_metrics_set_in_flight(env->metrics, (long)zw_loop_http_in_flight(env->loop));
     zw_metrics_set_pending_events(env->metrics, (long)w->core.jobs.n_jobs);
     zw_tenants_publish(w->core.jobs.tenants, now);
     zw_parts_each(w->core.jobs.parts, partition_gauge, &g);
-    zw_tenants_events_split(w->core.jobs.tenants, now, &ready, &throttled);
-    zw_metrics_set_backlog(env->metrics, g.unread + ready, throttled);
+    zw_tenants_backlog(w->core.jobs.tenants, now, &b);
+    zw_metrics_set_backlog(env->metrics, g.unread + b.ready_held + b.ready_deferred,
+                           b.throttled_held + b.throttled_deferred);
 }
 
 static void log_progress(worker_t *w)

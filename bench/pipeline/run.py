@@ -8,8 +8,10 @@ SCENARIO is one of:
               then the worker starts. events/s, CPU us/event, peak RSS.
   latency200  sim answers every request after 200 ms, limits off. events/s, requests in flight.
   tenants10   ten tenants, account budget on (rpm 600 each, single-user write limit off in the
-              sim). Run A all at full budget; run B with t9's sim account at a tenth. Each
-              tenant's sustained rate as % of budget, share of 429s, slowdown of the other nine.
+              sim). Run A all at full budget; run B with t9's sim account at a tenth; run C,
+              the backlog case: t9 at a tenth (sim and worker plan) with 20,000 joiners in
+              front of everyone's. Each tenant's sustained rate as % of budget, share of
+              429s, slowdown of the other nine, peak RSS.
   writelimit  one tenant, realistic single-user write limit (sim default 1 write/s), worker
               default single_user_write_rpm=60. events/s and 429s.
   bulk10k     one tenant with Enterprise limits (700 rpm, 1 single-user write/s, 30 jobs,
@@ -143,8 +145,10 @@ class Topics:
             log(f"could not delete topics: {e}")
 
 
-def produce_joiners(bootstrap, topic, tenants, per_tenant, run_id):
-    """Pre-produces per_tenant joiners for each tenant, interleaved, and waits for every ack."""
+def produce_joiners(bootstrap, topic, tenants, per_tenant, run_id, backlog=None):
+    """Pre-produces per_tenant joiners for each tenant, interleaved, and waits for every ack.
+    backlog: (tenant, n) produced first, n joiners of that tenant in front of everyone's
+    (that tenant then gets no others)."""
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all",
                   "enable.idempotence": True, "queue.buffering.max.messages": 200000})
     errors = []
@@ -154,22 +158,26 @@ def produce_joiners(bootstrap, topic, tenants, per_tenant, run_id):
             errors.append(err)
 
     n = 0
-    for i in range(1, per_tenant + 1):
-        for t in tenants:
-            ext = f"E{i:06d}"
-            ev = {"schema": "zendesk-worker/provisioning-request/v1",
-                  "event_id": f"{run_id}-{t}-{i:06d}", "type": "joiner", "tenant": t,
-                  "person": {"external_id": ext, "email": f"e{i:06d}@{t}.example",
-                             "name": f"Bench Person {i:06d}"}}
-            while True:
-                try:
-                    p.produce(topic, key=f"{t}/{ext}", value=json.dumps(ev), on_delivery=dr)
-                    break
-                except BufferError:
-                    p.poll(0.1)
-            n += 1
-            if n % 1000 == 0:
-                p.poll(0)
+    order = []
+    if backlog:
+        order += [(backlog[0], i) for i in range(1, backlog[1] + 1)]
+        tenants = [t for t in tenants if t != backlog[0]]
+    order += [(t, i) for i in range(1, per_tenant + 1) for t in tenants]
+    for t, i in order:
+        ext = f"E{i:06d}"
+        ev = {"schema": "zendesk-worker/provisioning-request/v1",
+              "event_id": f"{run_id}-{t}-{i:06d}", "type": "joiner", "tenant": t,
+              "person": {"external_id": ext, "email": f"e{i:06d}@{t}.example",
+                         "name": f"Bench Person {i:06d}"}}
+        while True:
+            try:
+                p.produce(topic, key=f"{t}/{ext}", value=json.dumps(ev), on_delivery=dr)
+                break
+            except BufferError:
+                p.poll(0.1)
+        n += 1
+        if n % 1000 == 0:
+            p.poll(0)
     left = p.flush(60)
     if left or errors:
         raise BenchError(f"produce: {left} unacked, {len(errors)} errors ({errors[:1]})")
@@ -387,7 +395,7 @@ def peak_concurrency(times_ms, window_ms):
 # ---------------------------------------------------------------- scenarios
 
 def run_pipeline(a, sim, scenario, tenants_cfg, per_tenant, deadline_s, wait_tenants=None,
-                 max_in_flight=512, label=None, worker_extra=""):
+                 max_in_flight=512, label=None, worker_extra="", backlog=None):
     """Creates topics, pre-produces joiners, starts the worker, waits for results.
     Returns a dict of raw measurements. wait_tenants: only wait for these tenants' results."""
     run_id = f"{int(time.time())}-{uuid.uuid4().hex[:6]}"
@@ -396,7 +404,7 @@ def run_pipeline(a, sim, scenario, tenants_cfg, per_tenant, deadline_s, wait_ten
     topics = Topics(a.bootstrap, scenario, run_id)
     topics.create()
     t0 = time.monotonic()
-    n = produce_joiners(a.bootstrap, topics.requests, subs, per_tenant, run_id)
+    n = produce_joiners(a.bootstrap, topics.requests, subs, per_tenant, run_id, backlog)
     log(f"{label}: produced {n} joiners for {len(subs)} tenant(s) in {time.monotonic() - t0:.1f} s")
     results = Results(a.bootstrap, topics.results, run_id)
     results.start()
@@ -546,31 +554,36 @@ def scenario_tenants10(a, sim):
 
     tenants_cfg = [(s, rpm, 1000000) for s in subs]
     runs = {}
-    for label, t9_rpm in (("A", rpm), ("B", rpm // 10)):
+    for label, t9_rpm in (("A", rpm), ("B", rpm // 10), ("C", rpm // 10)):
         setup(t9_rpm)
         cfg = list(tenants_cfg)
         if label == "B" and a.t9_worker_rpm:
             cfg[9] = ("t9", a.t9_worker_rpm, 1000000)
-        log(f"tenants10 run {label}: t9 sim rpm {t9_rpm}, the others {rpm}")
+        if label == "C":  # the budget really is a tenth: the worker knows it
+            cfg[9] = ("t9", a.t9_worker_rpm or rpm // 10, 1000000)
+        log(f"tenants10 run {label}: t9 sim rpm {t9_rpm}, the others {rpm}"
+            + (f", t9 backlog {a.backlog} joiners first" if label == "C" else ""))
         r = run_pipeline(a, sim, "tenants10", cfg, per, a.deadline or 150,
-                         wait_tenants=nine if label == "B" else None, label=f"tenants10-{label}")
+                         wait_tenants=nine if label != "A" else None, label=f"tenants10-{label}",
+                         backlog=("t9", a.backlog) if label == "C" else None)
         r["reqs"] = {s: sim.request_log(s) for s in subs}
         r["stats"] = {s: sim.stats(s) for s in subs}
         runs[label] = r
 
-    for label in ("A", "B"):
+    for label in ("A", "B", "C"):
         r = runs[label]
         rows = []
         for s in subs:
             n, whole, steady = tenant_rates(r["reqs"][s], a.skip)
-            if label == "B" and s == "t9":
+            if label != "A" and s == "t9":
                 steady = None  # spends each minute's 60 at once: only max/sim minute means anything
             st = r["stats"][s]["by_status"]
             n429 = st.get("429", 0)
-            b = budget if not (label == "B" and s == "t9") else (rpm // 10) / 60.0
+            b = budget if not (label != "A" and s == "t9") else (rpm // 10) / 60.0
             rows.append((s, n, whole, steady, b, n429, r["stats"][s]["total_requests"], r["per_tenant_n"].get(s, 0)))
         print(f"\n== tenants10 run {label}: {per} joiners per tenant, sim rpm {rpm} each"
               + (f", t9 sim rpm {rpm // 10}" + (f" (worker plan_rpm {a.t9_worker_rpm})" if a.t9_worker_rpm else " (worker still plans 600)") if label == "B" else "")
+              + (f", t9 sim and worker rpm {rpm // 10} with {a.backlog} joiners in front" if label == "C" else "")
               + ", single-user write limit off in the sim")
         print(f"{'tenant':<6} {'requests':>8} {'429s':>6} {'results':>7} {'req/s whole':>11} {'req/s steady':>12} "
               f"{'% budget (steady)':>17} {'max/sim minute':>14}  target 95-100%, max/minute <= budget")
@@ -604,15 +617,26 @@ def scenario_tenants10(a, sim):
         print("(429 share ratio: target / measured, inf when none)")
         print_outcomes(r)
 
-    A, B = runs["A"], runs["B"]
-    slow_rate = (A["nine_reqs"] / A["nine_span"]) / (B["nine_reqs"] / B["nine_span"]) - 1
-    slow_done = B["nine_done"] / A["nine_done"] - 1
-    table("tenants10: effect of t9 at a tenth on the other nine", [
-        ("slowdown of the nine, by request rate", slow_rate * 100, "%", "<= 5", (5 / (slow_rate * 100)) if slow_rate > 0 else None),
-        ("slowdown of the nine, by completion time", slow_done * 100, "%", "<= 5", (5 / (slow_done * 100)) if slow_done > 0 else None),
-    ])
-    print("(a negative slowdown means run B was faster; ratio: target / measured, blank when <= 0)")
-    return A["complete"] and B["complete"]
+    A, B, C = runs["A"], runs["B"], runs["C"]
+
+    def slowdowns(X):
+        rate = (A["nine_reqs"] / A["nine_span"]) / (X["nine_reqs"] / X["nine_span"]) - 1
+        done = X["nine_done"] / A["nine_done"] - 1
+        return rate * 100, done * 100
+
+    rows = []
+    for label, X, what in (("B", B, "t9 at a tenth"), ("C", C, f"t9's {a.backlog}-event backlog")):
+        rate, done = slowdowns(X)
+        rows += [(f"run {label} ({what}): slowdown of the nine, by request rate", rate, "%", "<= 5",
+                  (5 / rate) if rate > 0 else None),
+                 (f"run {label} ({what}): slowdown of the nine, by completion time", done, "%",
+                  "<= 5", (5 / done) if done > 0 else None)]
+    for label, X in (("A", A), ("B", B), ("C", C)):
+        rows.append((f"run {label}: worker peak RSS", X["hwm_kb"] / 1024 if X.get("hwm_kb") else None,
+                     "MB", "", None))
+    table("tenants10: effect of t9 on the other nine", rows)
+    print("(a negative slowdown means the run was faster than A; ratio: target / measured, blank when <= 0)")
+    return A["complete"] and B["complete"] and C["complete"]
 
 
 def scenario_writelimit(a, sim):
@@ -718,6 +742,8 @@ def main():
                     help="bulk10k: events in the single-call sample (its rate is extrapolated)")
     ap.add_argument("--rpm", type=int, default=600, help="tenants10: each account's budget")
     ap.add_argument("--skip", type=float, default=10.0, help="tenants10: seconds of a tenant's start burst left out of the steady rate")
+    ap.add_argument("--backlog", type=int, default=20000,
+                    help="tenants10 run C: t9's joiners produced in front of everyone's")
     ap.add_argument("--t9-worker-rpm", type=int, default=0,
                     help="tenants10 run B: also tell the worker t9's plan_rpm (default: the worker still plans the full budget)")
     a = ap.parse_args()

@@ -78,8 +78,8 @@ void zw_metrics_set_in_flight(zw_metrics_t *m, long requests);
 void zw_metrics_set_pending_events(zw_metrics_t *m, long events);
 
 /* The backlog split by whether more replicas would help: ready is messages
- * not read yet plus events in memory whose tenant has budget; throttled is
- * events waiting on their tenant (deferred, 429-blocked, budget spent). */
+ * not read yet plus events of tenants that are not throttled; throttled is
+ * the events of throttled tenants (zw_tenant_throttled). */
 void zw_metrics_set_backlog(zw_metrics_t *m, long ready, long throttled);
 
 /* A tenant's rate budget now: tokens available and the refill rate of this

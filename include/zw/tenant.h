@@ -90,15 +90,23 @@ void zw_tenants_pump_all(zw_tenants_t *ts);
 /* Publishes each tenant's budget gauges. */
 void zw_tenants_publish(zw_tenants_t *ts, int64_t now);
 
-/* Whether the tenant's work waits on the tenant itself: events deferred, a
- * 429 block, or a spent budget (the request budget, or the write limit)
- * with work waiting for it. More replicas would not make it go faster: the
- * budget is the account's, shared out among them. */
+/* Whether the tenant's work waits on the tenant itself: blocked by a 429
+ * for more than a second, or holding more events than its share of the
+ * budget sends in ZW_TENANT_THROTTLED_S (a tenant working through a burst
+ * at a good rate is not throttled; one with an hour of work in memory is).
+ * More replicas would not make it go faster: the budget is the account's,
+ * shared out among them. */
+#define ZW_TENANT_THROTTLED_S 30
 bool zw_tenant_throttled(const zw_tenant_t *t, int64_t now);
 
-/* The provisioning events in memory, split by whether their tenant is
- * throttled; deferred events count as throttled. */
-void zw_tenants_events_split(const zw_tenants_t *ts, int64_t now, long *ready, long *throttled);
+/* The provisioning events of every tenant, in memory (held) and deferred,
+ * split by whether their tenant is throttled. */
+typedef struct zw_tenants_backlog_s {
+    long ready_held, ready_deferred;
+    long throttled_held, throttled_deferred;
+} zw_tenants_backlog_t;
+
+void zw_tenants_backlog(const zw_tenants_t *ts, int64_t now, zw_tenants_backlog_t *out);
 
 size_t zw_tenant_index(const zw_tenant_t *t);
 const zw_tenant_config_t *zw_tenant_config(const zw_tenant_t *t);

@@ -33,8 +33,16 @@ char *zw_users_lookup_path(const char *external_id);
  * lent from plan. */
 void zw_users_write_call(const zw_plan_t *plan, zw_call_t *out);
 
-/* Listing a user's group memberships. */
-void zw_users_memberships_call(int64_t user_id, zw_call_t *out);
+/* Listing a user's group memberships: a page of up to 100 by cursor, the
+ * first without after. A new string (NULL when out of memory). */
+char *zw_users_memberships_path(int64_t user_id, const char *after);
+
+/* One page of a memberships listing: its memberships are appended to acc (a
+ * {"group_memberships": [...]} object, made on the first page: *acc NULL),
+ * and *after is the cursor of the next page (lent from answer), NULL on the
+ * last. Returns 0, or -1 when the answer is not a page of memberships (or
+ * says more follow without a cursor) or when out of memory. */
+int zw_users_memberships_page(json_object *answer, json_object **acc, const char **after);
 
 /* One membership change: op > 0 adds the user to group op, op < 0 removes
  * membership -op. */

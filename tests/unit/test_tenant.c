@@ -698,6 +698,51 @@ START_TEST(test_share_scales_budgets)
 }
 END_TEST
 
+/* Throttled means more than 30 s of the tenant's budget share in memory,
+ * or a 429 block of more than a second: a burst at a good rate is not
+ * throttled, the same events at 10 requests a minute are, and the share
+ * counts (half the budget: twice the time). The backlog split follows. */
+START_TEST(test_throttled_by_time_to_drain)
+{
+    zw_tenant_t *a, *g;
+    zw_tenants_backlog_t b;
+    int64_t now = zw_loop_now_ms();
+
+    teardown();
+    setup_tenants(2, 600, 6000, true); /* 10 requests a second */
+    a = zw_tenants_at(fx.ts, 0);
+    g = zw_tenants_at(fx.ts, 1);
+    ck_assert(!zw_tenant_throttled(a, now));
+    zw_tenant_add_events(a, 300); /* 30 s of work: not more than 30 */
+    ck_assert(!zw_tenant_throttled(a, now));
+    zw_tenant_add_events(a, 1);
+    ck_assert(zw_tenant_throttled(a, now));
+    zw_tenant_add_events(a, -301);
+    zw_tenant_add_events(a, 200);
+    ck_assert(!zw_tenant_throttled(a, now));
+    zw_tenants_set_share(fx.ts, 0.5); /* 5 a second: 40 s */
+    ck_assert(zw_tenant_throttled(a, now));
+    zw_tenants_set_share(fx.ts, 1.0);
+    /* A 429 block: throttled while it lasts more than a second, events or not. */
+    ck_assert(!zw_tenant_throttled(g, now));
+    zw_ratelimit_block_until(zw_tenant_budget(g), now + 60000);
+    ck_assert(zw_tenant_throttled(g, now));
+    ck_assert(!zw_tenant_throttled(g, now + 59500));
+    zw_tenant_add_deferred(a, 7);
+    zw_tenant_add_events(g, 3);
+    zw_tenant_add_deferred(g, 40);
+    zw_tenants_backlog(fx.ts, now, &b);
+    ck_assert_int_eq(b.ready_held, 200);
+    ck_assert_int_eq(b.ready_deferred, 7);
+    ck_assert_int_eq(b.throttled_held, 3);
+    ck_assert_int_eq(b.throttled_deferred, 40);
+    zw_tenant_add_events(a, -200);
+    zw_tenant_add_events(g, -3);
+    zw_tenant_add_deferred(a, -7);
+    zw_tenant_add_deferred(g, -40);
+}
+END_TEST
+
 /* ---- the table ---- */
 
 /* Tenants are found by subdomain, case-insensitively, and only configured
@@ -820,6 +865,7 @@ int main(void)
     tcase_add_test(tc, test_no_tenants);
     tcase_add_test(tc, test_counters);
     tcase_add_test(tc, test_wake_earliest_wins);
+    tcase_add_test(tc, test_throttled_by_time_to_drain);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -395,6 +395,16 @@ bool sim_faults_apply(sim_account_t *acct, sim_req_t *req, sim_resp_t *resp)
             continue;
         if (!sim_glob(r->path, req->path))
             continue;
+        if (r->action == SIM_ACT_LOSE) {
+            /* Handled as usual below; the server drops the answer. */
+            resp->lose_answer = true;
+            if (--r->remaining <= 0) {
+                free(r->body);
+                memmove(r, r + 1, (acct->nrules - i - 1) * sizeof(*r));
+                acct->nrules--;
+            }
+            break;
+        }
         resp->action = r->action;
         resp->delay_ms = r->latency_ms;
         resp->hang_ms = cfg->hang_ms;
@@ -1191,6 +1201,9 @@ static sim_group_t *group_find(sim_account_t *acct, int64_t id)
     return NULL;
 }
 
+/* Offset (page, per_page) or, with page[size], cursor pagination, at most
+ * 100 a page, in id order: "List Memberships" supports both
+ * (developer.zendesk.com/api-reference/ticketing/groups/group_memberships/). */
 static void memberships_list(ctx_t *c, int64_t user_id)
 {
     if (user_id) {
@@ -1200,15 +1213,75 @@ static void memberships_list(ctx_t *c, int64_t user_id)
             return;
         }
     }
+    bool cursor = Q(c, "page[size]") != NULL;
+    int size;
+    int64_t page = 1, after = 0;
+    const char *av = Q(c, "page[after]"), *pv = Q(c, "page");
+    if (page_size(c, cursor ? "page[size]" : "per_page", 100, 100, &size) != 0)
+        return;
+    if (cursor && av && *av && sim_cursor_decode(av, 'm', &after) != 0) {
+        bad_request(c, "InvalidPaginationParameter", "page[after] is not a valid cursor");
+        return;
+    }
+    if (!cursor && pv && (sim_parse_i64(pv, &page) != 0 || page < 1)) {
+        bad_request(c, "InvalidPaginationParameter", "page must be a positive integer");
+        return;
+    }
     json_object *arr = json_object_new_array();
-    for (size_t i = 0; i < c->acct->nmemberships; i++)
-        if (!user_id || c->acct->memberships[i].user_id == user_id)
-            json_object_array_add(arr, membership_json(c, &c->acct->memberships[i]));
+    int64_t skip = cursor ? 0 : (page - 1) * size, seen = 0, last_id = 0;
+    bool more = false;
+    for (size_t i = 0; i < c->acct->nmemberships; i++) {
+        const sim_membership_t *m = &c->acct->memberships[i];
+        if ((user_id && m->user_id != user_id) || (cursor && m->id <= after))
+            continue;
+        if (seen++ < skip)
+            continue;
+        if ((int64_t)json_object_array_length(arr) == size) {
+            more = true;
+            break;
+        }
+        json_object_array_add(arr, membership_json(c, m));
+        last_id = m->id;
+    }
     json_object *o = json_object_new_object();
     json_object_object_add(o, "group_memberships", arr);
-    json_object_object_add(o, "next_page", NULL);
-    json_object_object_add(o, "previous_page", NULL);
-    json_object_object_add(o, "count", json_object_new_int((int)json_object_array_length(arr)));
+    char base[400], url[800], enc[128], cur[64] = "";
+    base_url(c, c->req->path, base, sizeof(base));
+    if (cursor) {
+        json_object *meta = json_object_new_object(), *links = json_object_new_object();
+        if (last_id)
+            sim_cursor_encode('m', last_id, cur, sizeof(cur));
+        json_object_object_add(meta, "has_more", json_object_new_boolean(more));
+        json_object_object_add(meta, "after_cursor", last_id ? json_object_new_string(cur) : NULL);
+        json_object_object_add(meta, "before_cursor", NULL);
+        if (more) {
+            sim_url_encode(cur, enc, sizeof(enc));
+            snprintf(url, sizeof(url), "%s?page%%5Bafter%%5D=%s&page%%5Bsize%%5D=%d", base, enc, size);
+            json_object_object_add(links, "next", json_object_new_string(url));
+        } else {
+            json_object_object_add(links, "next", NULL);
+        }
+        json_object_object_add(links, "prev", NULL);
+        json_object_object_add(o, "meta", meta);
+        json_object_object_add(o, "links", links);
+    } else {
+        int64_t count = 0;
+        for (size_t i = 0; i < c->acct->nmemberships; i++)
+            count += !user_id || c->acct->memberships[i].user_id == user_id;
+        if (more) {
+            snprintf(url, sizeof(url), "%s?page=%lld&per_page=%d", base, (long long)page + 1, size);
+            json_object_object_add(o, "next_page", json_object_new_string(url));
+        } else {
+            json_object_object_add(o, "next_page", NULL);
+        }
+        if (page > 1) {
+            snprintf(url, sizeof(url), "%s?page=%lld&per_page=%d", base, (long long)page - 1, size);
+            json_object_object_add(o, "previous_page", json_object_new_string(url));
+        } else {
+            json_object_object_add(o, "previous_page", NULL);
+        }
+        json_object_object_add(o, "count", json_object_new_int64(count));
+    }
     sim_resp_json(c->resp, 200, o);
 }
 

@@ -371,8 +371,9 @@ static int rule_parse(json_object *in, sim_rule_t *r, char *err, size_t errlen)
         if (!strcmp(a, "respond")) r->action = SIM_ACT_RESPOND;
         else if (!strcmp(a, "drop")) r->action = SIM_ACT_DROP;
         else if (!strcmp(a, "hang")) r->action = SIM_ACT_HANG;
+        else if (!strcmp(a, "lose_answer")) r->action = SIM_ACT_LOSE;
         else {
-            snprintf(err, errlen, "action must be respond, drop or hang");
+            snprintf(err, errlen, "action must be respond, drop, hang or lose_answer");
             return -1;
         }
     }
@@ -407,7 +408,7 @@ static int rule_parse(json_object *in, sim_rule_t *r, char *err, size_t errlen)
 static json_object *rules_json(const sim_account_t *acct)
 {
     json_object *arr = json_object_new_array();
-    static const char *const actions[] = {"respond", "drop", "hang"};
+    static const char *const actions[] = {"respond", "drop", "hang", "lose_answer"};
     for (size_t i = 0; i < acct->nrules; i++) {
         const sim_rule_t *r = &acct->rules[i];
         json_object *o = json_object_new_object();

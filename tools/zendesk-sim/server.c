@@ -345,6 +345,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (c->state == CONN_SUSPENDED)
         return MHD_YES;
     process(c);
+    if (c->resp.lose_answer)
+        c->resp.action = SIM_ACT_DROP;
     if (c->resp.action == SIM_ACT_DROP)
         return MHD_NO;
     int64_t delay = c->resp.action == SIM_ACT_HANG ? c->resp.hang_ms : c->resp.delay_ms;

@@ -94,7 +94,9 @@ char *sim_error_body(const char *code, const char *desc);
 typedef enum {
     SIM_ACT_RESPOND = 0,
     SIM_ACT_DROP,   /* close the connection without an answer */
-    SIM_ACT_HANG    /* never answer; close after hang_ms */
+    SIM_ACT_HANG,   /* never answer; close after hang_ms */
+    SIM_ACT_LOSE    /* (a rule) handle the request as usual, then close without
+                     * sending the answer: the change is made, its answer lost */
 } sim_action_t;
 
 typedef struct sim_resp_s {
@@ -108,6 +110,7 @@ typedef struct sim_resp_s {
     sim_action_t action;
     int64_t delay_ms;    /* answer after this long (latency faults) */
     int64_t hang_ms;
+    bool lose_answer;    /* SIM_ACT_LOSE: drop the connection after handling */
 } sim_resp_t;
 
 void sim_resp_header(sim_resp_t *resp, const char *name, const char *val);

@@ -183,3 +183,62 @@ def test_fatal_kafka_error_exits_non_zero_and_loses_nothing(make_env, monkeypatc
     assert all(f"fatal{i:03d}" in users for i in range(400))
     env.stop_worker(env.workers[1])
     env.assert_commits_at_end()
+
+
+def _memberships(env, sub, user_id):
+    """Every group id the user is a member of, read page by page (cursor pagination)."""
+    out, path = [], f"/api/v2/users/{user_id}/group_memberships?page[size]=100"
+    while path:
+        page = env.sim.api(sub, "GET", path)
+        out += [m["group_id"] for m in page["group_memberships"]]
+        after = page["meta"]["after_cursor"] if page["meta"]["has_more"] else None
+        path = (f"/api/v2/users/{user_id}/group_memberships?page[size]=100&page[after]={after}"
+                if after else None)
+    return out
+
+
+def test_group_memberships_are_read_past_the_first_page(make_env):
+    """Zendesk lists at most 100 memberships a page: a mover keeping two of an agent's 105
+    groups must remove all 103 others, not only those on the first page."""
+    env = make_env(partitions=1)
+    u = env.sim.seed_user("acme", "MANYG", role="agent")
+    groups = [env.sim.api("acme", "POST", "/api/v2/groups", {"group": {"name": f"G{i:03d}"}})["group"]["id"]
+              for i in range(105)]
+    for g in groups:
+        env.sim.api("acme", "POST", "/api/v2/group_memberships",
+                    {"group_membership": {"user_id": u["id"], "group_id": g}})
+    assert len(_memberships(env, "acme", u["id"])) == 105
+    env.start_worker()
+    [inp] = env.send([event("mover", "acme", "MANYG", {"group_ids": groups[:2]})])
+    assert_outcome(only(env.wait_results([inp], timeout=90), inp), "succeeded", "updated", inp)
+    assert sorted(_memberships(env, "acme", u["id"])) == sorted(groups[:2])
+    lists = [r for r in env.sim.requests("acme")
+             if r["method"] == "GET" and r["path"].endswith("/group_memberships")]
+    assert len(lists) >= 2, "the second page was never read"
+    [again] = env.send([event("mover", "acme", "MANYG", {"group_ids": groups[:2]})])
+    assert_outcome(only(env.wait_results([again]), again), "succeeded", "unchanged", again)
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
+
+
+def test_membership_add_whose_answer_was_lost_is_not_a_failure(make_env):
+    """The add is made but its answer lost (the connection closes): the retried POST is
+    refused as "already a member" (422), which means the work is done, not failed."""
+    env = make_env(partitions=1)
+    support = env.sim.api("acme", "GET", "/api/v2/groups")["groups"][0]["id"]
+    billing = env.sim.api("acme", "POST", "/api/v2/groups", {"group": {"name": "Billing"}})["group"]["id"]
+    u = env.sim.seed_user("acme", "LOSTADD", role="agent")
+    env.sim.api("acme", "POST", "/api/v2/group_memberships",
+                {"group_membership": {"user_id": u["id"], "group_id": support}})
+    env.sim.add_script("acme", [{"method": "POST", "path": "/api/v2/group_memberships",
+                                 "count": 1, "action": "lose_answer"}])
+    env.start_worker()
+    [inp] = env.send([event("mover", "acme", "LOSTADD", {"group_ids": [support, billing]})])
+    res = only(env.wait_results([inp], timeout=60), inp)
+    assert_outcome(res, "succeeded", "updated", inp)
+    assert sorted(_memberships(env, "acme", u["id"])) == sorted([support, billing])
+    posts = [r for r in env.sim.requests("acme")
+             if r["method"] == "POST" and r["path"].startswith("/api/v2/group_memberships")]
+    assert [p["status"] for p in posts][-1] == 422, posts   # the retry met the lost add
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()

@@ -87,6 +87,32 @@ def test_throttled_tenant_does_not_stall_the_others(make_env):
     env.stop_worker(w)
 
 
+def test_two_throttled_tenants_do_not_stall_a_third(make_env):
+    """Two throttled tenants together can fill the worker's event cap while each stays
+    under its own cap (768 + 256 of 1,024): nothing of theirs finishes, so a pause of every
+    partition until the count halves never ends. A healthy tenant with more events than
+    the quarter left over must still be fetched and finish, memory staying bounded."""
+    env = make_env(partitions=3, extra_accounts=("initech",))
+    slow = {"plan_rpm": 10, "single_user_write_rpm": 10}
+    env.start_worker(tenant_over={"acme": slow},
+                     extra_tenants=[env.token_tenant("initech", **slow)])
+    env.send([joiner("acme", f"S{i:05d}", "end-user") for i in range(1500)])
+    env.send([joiner("initech", f"I{i:05d}", "end-user") for i in range(400)])
+    fast = env.send([joiner("globex", f"F{i:04d}", "agent") for i in range(600)])
+    sent = time.monotonic()
+    results = env.wait_results(fast, timeout=60, what="the healthy tenant's events")
+    took = time.monotonic() - sent
+    for inp in fast:
+        assert only(results, inp)["status"] == "succeeded"
+    w = env.workers[0]
+    wait_for(lambda: _max_jobs_logged(w) > 0, 15, "a progress line")
+    # The cap (1,024) and the room kept for tenants that can go on (a quarter more).
+    assert _max_jobs_logged(w) <= 1024 + 256 + 500, _max_jobs_logged(w)
+    print(f"healthy tenant: 600 results {took:.1f}s after being sent; max jobs in memory "
+          f"{_max_jobs_logged(w)}")
+    env.stop_worker(w)
+
+
 def test_deferred_events_are_read_again_in_key_order_and_committed(make_env):
     """With a tiny per-tenant cap most events are deferred and read again after rewinds:
     every one still gets exactly one result, a person's mover still lands after their
