@@ -129,6 +129,7 @@ struct zw_job_s {
         json_object *memberships; /* the pages listed so far */
         char *groups_after;      /* the next page's cursor, NULL for the first */
         bool groups_relisted;    /* listed again after an add was refused */
+        int64_t refused_group;   /* that add's group */
         int relookups;           /* writes answered 404 after a lookup found the user */
     } prov;
     /* bulk.c */

@@ -177,6 +177,56 @@ static void person_done(zw_job_t *job)
     submit(job);
 }
 
+/* Whether the plan takes a user's agent access away: a leaver (downgrade,
+ * suspend or delete), or a mover to end-user or to suspended. */
+static bool plan_removes_access(const zw_job_t *job)
+{
+    const zw_plan_t *plan = &job->prov.plan;
+    json_object *body, *user, *v;
+    bool removes = false;
+
+    if (plan->step == ZW_STEP_NONE)
+        return false;
+    if (job->prov.ev.type == ZW_EVENT_LEAVER || plan->step == ZW_STEP_DELETE)
+        return true;
+    if (plan->step != ZW_STEP_UPDATE || !plan->body || !(body = json_tokener_parse(plan->body)))
+        return false;
+    if (json_object_object_get_ex(body, "user", &user)) {
+        if (json_object_object_get_ex(user, "role", &v) &&
+            strcmp(json_object_get_string(v), "end-user") == 0)
+            removes = true;
+        if (json_object_object_get_ex(user, "suspended", &v) && json_object_get_boolean(v))
+            removes = true;
+    }
+    json_object_put(body);
+    return removes;
+}
+
+/* A change that would take away the access of the very user the worker
+ * acts as locks the worker out of the tenant: refused. Returns whether the
+ * job went on (false: failed, or waiting for the identity). */
+static bool guard_self(zw_job_t *job)
+{
+    int self;
+
+    if (!job->prov.current || !plan_removes_access(job))
+        return true;
+    self = zw_tenant_is_self(job->tenant, job->prov.current);
+    if (self == 0)
+        return true;
+    if (self > 0) {
+        zw_job_fail(job, "permanent", 0, "WorkerIdentity",
+                    "the event would take away the access of the Zendesk user the worker "
+                    "acts as (its API token's e-mail or its OAuth client's user); it would "
+                    "lock the worker out of the tenant");
+        return false;
+    }
+    /* Not known yet (GET /users/me under way): look up again a moment later. */
+    zw_job_backoff_or_fail(job, 0, "WorkerIdentityUnknown",
+                           "the Zendesk user the worker acts as could not be learned");
+    return false;
+}
+
 /* The answer of a lookup: plan the write, or end when none is needed. */
 static void looked_up(zw_job_t *job, const zw_http_t *req, json_object *answer)
 {
@@ -201,6 +251,8 @@ static void looked_up(zw_job_t *job, const zw_http_t *req, json_object *answer)
         zw_job_fail(job, "permanent", 0, "LocalError", "out of memory planning the change");
         return;
     }
+    if (!guard_self(job))
+        return;
     zw_job_set_state(job, ZW_JOB_WRITE);
     zw_job_set_looking(job, false);
     job->failures = 0; /* max_attempts counts per Zendesk call */
@@ -316,6 +368,15 @@ static void groups_listed(zw_job_t *job, const zw_http_t *req)
         zw_job_fail(job, "permanent", 0, "LocalError", "out of memory");
         return;
     }
+    /* Listed again after an add was refused, and still not a member: the
+     * refusal was real (an unknown group, a user who cannot join it). */
+    for (size_t i = 0; job->prov.refused_group > 0 && i < job->prov.n_group_ops; i++) {
+        if (job->prov.group_ops[i] == job->prov.refused_group) {
+            zw_job_fail(job, "permanent", 422, "RecordInvalid",
+                        "Zendesk refused to add the user to a group the event names");
+            return;
+        }
+    }
     job->prov.group_op = 0;
     if (job->prov.n_group_ops == 0) {
         zw_job_finish(job);
@@ -354,6 +415,7 @@ static bool groups_answer(zw_job_t *job, const zw_http_t *req, zw_class_t cls)
                ZW_LF_STR("event_id", job->event_id),
                ZW_LF_INT("group_id", job->prov.group_ops[job->prov.group_op]));
         job->prov.groups_relisted = true;
+        job->prov.refused_group = job->prov.group_ops[job->prov.group_op];
         job->failures = 0;
         zw_job_set_state(job, ZW_JOB_GROUPS_LIST);
         groups_reset(job);

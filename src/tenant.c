@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "zw/log.h"
 
@@ -26,6 +27,9 @@ struct zw_tenant_s {
     int waiting[ZW_TENANT_CLASSES];
     int64_t ready_at[ZW_TENANT_CLASSES];
     int n_looking;
+    int64_t self_id;      /* the user the OAuth token acts as; 0 until known */
+    bool self_asking;     /* GET /users/me in flight */
+    int64_t self_retry_ms; /* no new question before this */
     int n_events;   /* provisioning events in memory */
     int n_deferred; /* events deferred (read again later) */
 };
@@ -476,6 +480,71 @@ void zw_tenants_publish(zw_tenants_t *ts, int64_t now)
         zw_metrics_set_tenant_events(ts->env->metrics, t->cfg->subdomain, t->n_events,
                                      t->n_deferred);
     }
+}
+
+/* ---- the worker's own identity ---- */
+
+static int64_t user_id_of(json_object *user)
+{
+    json_object *v;
+
+    return user && json_object_object_get_ex(user, "id", &v) &&
+                   json_object_is_type(v, json_type_int)
+               ? json_object_get_int64(v)
+               : 0;
+}
+
+static void self_answer(zw_http_t *req, void *arg)
+{
+    zw_tenant_t *t = arg;
+    json_object *root = req->status == 200 ? zw_http_json(req) : NULL, *user = NULL;
+
+    t->self_asking = false;
+    if (root && json_object_object_get_ex(root, "user", &user))
+        t->self_id = user_id_of(user);
+    if (t->self_id > 0)
+        ZW_LOG(ZW_LOG_INFO, "the worker's own Zendesk user is known",
+               ZW_LF_STR("tenant", t->cfg->subdomain), ZW_LF_INT("user_id", t->self_id));
+    else
+        ZW_LOG(ZW_LOG_WARN, "cannot learn the worker's own Zendesk user (GET /api/v2/users/me)",
+               ZW_LF_STR("tenant", t->cfg->subdomain), ZW_LF_INT("http_status", req->status));
+    json_object_put(root);
+}
+
+static void ask_self(zw_tenant_t *t)
+{
+    zw_env_t *env = t->ts->env;
+    const char *authz = zw_auth_header(t->auth);
+    int64_t now = zw_loop_now_ms();
+    char errstr[256];
+    zw_http_t *req;
+
+    if (t->self_asking || now < t->self_retry_ms || !authz)
+        return;
+    t->self_retry_ms = now + 5000;
+    req = zw_http_new(&env->http, t->cfg->subdomain, "GET", "/api/v2/users/me", NULL, authz,
+                      ZW_ENDPOINT_READ, errstr, sizeof(errstr));
+    if (zw_tenant_send(t, req, self_answer, t))
+        t->self_asking = true;
+}
+
+int zw_tenant_is_self(zw_tenant_t *t, json_object *user)
+{
+    json_object *v;
+
+    if (!user)
+        return 0;
+    if (t->cfg->auth_type == ZW_AUTH_API_TOKEN) {
+        const char *email = json_object_object_get_ex(user, "email", &v) &&
+                                    json_object_is_type(v, json_type_string)
+                                ? json_object_get_string(v)
+                                : NULL;
+        return email && t->cfg->email && strcasecmp(email, t->cfg->email) == 0;
+    }
+    if (t->self_id > 0)
+        return user_id_of(user) == t->self_id;
+    ask_self(t);
+    return -1;
 }
 
 bool zw_tenant_throttled(const zw_tenant_t *t, int64_t now)

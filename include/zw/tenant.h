@@ -17,6 +17,8 @@
 #include "zw/ratelimit.h"
 #include "zw/zendesk.h"
 
+#include <json-c/json.h>
+
 struct zw_env_s;
 typedef struct zw_tenant_s zw_tenant_t;
 typedef struct zw_tenants_s zw_tenants_t;
@@ -98,6 +100,13 @@ void zw_tenants_publish(zw_tenants_t *ts, int64_t now);
  * shared out among them. */
 #define ZW_TENANT_THROTTLED_S 30
 bool zw_tenant_throttled(const zw_tenant_t *t, int64_t now);
+
+/* Whether user (a Zendesk user object) is the one the worker acts as: with
+ * an API token, the configured e-mail's user; with OAuth, the user
+ * GET /api/v2/users/me names, asked on first need. Returns 1 or 0, or -1
+ * while that is not known yet (the question is then under way: ask again
+ * after a backoff). A leaver for this user would lock the worker out. */
+int zw_tenant_is_self(zw_tenant_t *t, json_object *user);
 
 /* The provisioning events of every tenant, in memory (held) and deferred,
  * split by whether their tenant is throttled. */

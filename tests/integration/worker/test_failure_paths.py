@@ -242,3 +242,31 @@ def test_membership_add_whose_answer_was_lost_is_not_a_failure(make_env):
     assert [p["status"] for p in posts][-1] == 422, posts   # the retry met the lost add
     env.stop_worker(env.workers[0])
     env.assert_commits_at_end()
+
+
+def test_leaver_for_the_workers_own_user_is_refused(make_env):
+    """An API token acts as its admin's e-mail, an OAuth client-credentials token as the
+    admin who made the client (GET /users/me): a leaver for that user would lock the worker
+    out of the tenant. It fails clearly instead; other leavers go on."""
+    env = make_env(partitions=1)
+    owners = {a["subdomain"]: a["owner_id"] for a in env.sim.ctl("GET", "/accounts")["accounts"]}
+    for sub in ("acme", "globex"):
+        env.sim.api(sub, "PUT", f"/api/v2/users/{owners[sub]}", {"user": {"external_id": f"OWN-{sub}"}})
+        env.sim.seed_user(sub, f"AG-{sub}", role="agent")
+    env.start_worker()
+    inputs = env.send([event("leaver", sub, f"{who}-{sub}")
+                       for sub in ("acme", "globex") for who in ("OWN", "AG")])
+    results = env.wait_results(inputs, timeout=60)
+    for inp in inputs:
+        res = only(results, inp)
+        if inp.event["person"]["external_id"].startswith("OWN-"):
+            assert res["status"] == "failed" and res["error"]["code"] == "WorkerIdentity", res
+        else:
+            assert_outcome(res, "succeeded", "downgraded", inp)
+    for sub in ("acme", "globex"):
+        owner = env.sim.api(sub, "GET", f"/api/v2/users/{owners[sub]}")["user"]
+        assert (owner["role"], owner["suspended"]) == ("admin", False), owner
+    me = [r for r in env.sim.requests("globex") if r["path"] == "/api/v2/users/me"]
+    assert me, "the OAuth tenant's identity was never asked"
+    env.stop_worker(env.workers[0])
+    env.assert_commits_at_end()
