@@ -110,6 +110,11 @@ static bool deferred(zw_consume_t *c, zw_job_t *job, zw_event_error_t perr, char
     if (zw_part_defer(job->part, job->offset, zw_tenant_name(t), job->key) != 0)
         return false; /* out of memory: keep it */
     zw_tenant_add_deferred(t, 1);
+    if (zw_tenant_deferred(t) == 1) /* said once, not per event */
+        ZW_LOG(ZW_LOG_WARN, "tenant holds as many events as it may; deferring its further events",
+               ZW_LF_STR("tenant", zw_tenant_name(t)), ZW_LF_INT("held", zw_tenant_events(t)),
+               ZW_LF_INT("cap", c->tenant_cap), ZW_LF_INT("throttled", throttled),
+               ZW_LF_STR("note", "they stay uncommitted in Kafka and are read again later"));
     c->js->env->stats.consumed--; /* counted when read again */
     free(id);
     zw_job_free(job);
@@ -151,8 +156,12 @@ static void undefer_count(zw_consume_t *c, const zw_part_t *part, int64_t offset
     const char *name = zw_part_deferred_tenant(part, offset);
     zw_tenant_t *t = name ? zw_tenants_find(c->js->tenants, name) : NULL;
 
-    if (t)
-        zw_tenant_add_deferred(t, -1);
+    if (!t)
+        return;
+    zw_tenant_add_deferred(t, -1);
+    if (zw_tenant_deferred(t) == 0)
+        ZW_LOG(ZW_LOG_INFO, "tenant's deferred events are all read again",
+               ZW_LF_STR("tenant", name), ZW_LF_INT("held", zw_tenant_events(t)));
 }
 
 static void on_message(zw_consume_t *c, const rd_kafka_message_t *m)

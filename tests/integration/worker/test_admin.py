@@ -442,7 +442,8 @@ def test_slow_clients_do_not_block_the_worker(make_admin_env):
     env = make_admin_env(partitions=2)
     env.start_admin_worker()
     env.wait_ready()
-    env.sim.set_faults("acme", {"latency_ms": 100})
+    # Slow enough answers that several scrapes fall inside the run.
+    env.sim.set_faults("acme", {"latency_ms": 300})
 
     held = []
     for i in range(4):  # half a request each, held open
@@ -479,18 +480,23 @@ def test_slow_clients_do_not_block_the_worker(make_admin_env):
         assert_outcome(only(env.results_for(inp), inp), "succeeded", "created", inp)
     assert len(scrapes) >= 2, scrapes
     assert max(t for t, _ in scrapes) < 3, f"a scrape took long beside slow clients: {scrapes}"
-    assert len({f for _, f in scrapes}) > 1 or ran < 1, \
+    assert scrapes[0][1] < n and len({f for _, f in scrapes}) > 1, \
         f"the finished count did not move while slow clients were held: {scrapes}"
 
-    # The half-sent requests got no answer (they are still incomplete) ...
-    if ran < ADMIN_CLIENT_TIMEOUT_S - 1:
-        for s in held:
-            s.setblocking(False)
-            try:
-                data = s.recv(4096)
-                pytest.fail(f"a half-sent request got {data[:100]!r}")
-            except BlockingIOError:
-                pass
+    # The half-sent requests got no answer (they are still incomplete): nothing to read,
+    # or, only once the server's idle timeout may have passed, a close with no answer.
+    for s in held:
+        s.setblocking(False)
+        try:
+            data = s.recv(4096)
+        except BlockingIOError:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        assert data == b"" or data.startswith(b"HTTP/1.1 4"), \
+            f"a half-sent request got {data[:100]!r}"
+        assert ran >= ADMIN_CLIENT_TIMEOUT_S - 1, \
+            f"a half-sent request was answered or closed after {ran:.1f}s, before the idle timeout"
     # ... and the server drops them once they have been idle for its timeout.
     deadline = time.monotonic() + ADMIN_CLIENT_TIMEOUT_S + 15
     for s in held:

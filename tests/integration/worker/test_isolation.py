@@ -67,6 +67,10 @@ def test_throttled_tenant_does_not_stall_the_others(make_env):
     w = env.workers[0]
     wait_for(lambda: _max_jobs_logged(w) > 0, 15, "a progress line")
     assert _max_jobs_logged(w) <= TENANT_CAP + FAST_EVENTS, _max_jobs_logged(w)
+    # Said once in the log, not per deferred event.
+    deferring = [ln for ln in open(w.log_path).read().splitlines()
+                 if '"msg":"tenant holds as many events as it may' in ln]
+    assert len(deferring) == 1 and '"tenant":"acme"' in deferring[0], deferring
     # The autoscaling signal: once everything is read, the throttled tenant's backlog is
     # consumer lag but not scalable backlog (more replicas would share the same budget).
     seen = {}
