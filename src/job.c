@@ -337,6 +337,20 @@ void zw_job_record_request_id(zw_job_t *job, const zw_http_t *req)
     }
 }
 
+bool zw_job_send(zw_job_t *job, zw_http_t *req, zw_http_done_fn fn)
+{
+    req = zw_tenant_send(job->tenant, req, fn, job);
+    if (!req) {
+        zw_job_fail(job, "transient_exhausted", 0, "LocalError", "cannot start a Zendesk request");
+        return false;
+    }
+    job->http = req;
+    job->token_gen = zw_auth_gen(zw_tenant_auth(job->tenant));
+    if (job->attempts == 0)
+        job->attempts = 1;
+    return true;
+}
+
 void zw_job_backoff_or_fail(zw_job_t *job, long http, const char *code, const char *msg)
 {
     int64_t delay = zw_env_backoff_ms(job->js->env, ++job->failures);

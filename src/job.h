@@ -177,6 +177,11 @@ void zw_job_reject(zw_job_t *job, const char *reason, const char *cls, const cha
 
 /* Retries after delay_ms (counted as a retry), or just waits (not counted). */
 void zw_job_retry_later(zw_job_t *job, int64_t delay_ms);
+
+/* Sends the job's one request (req from zw_http_new, NULL when that failed)
+ * through its tenant, fn getting the answer; records it as the job's
+ * request in flight. false when it could not start: the job has failed. */
+bool zw_job_send(zw_job_t *job, zw_http_t *req, zw_http_done_fn fn);
 void zw_job_wait(zw_job_t *job, int64_t delay_ms);
 
 /* Whether retrying delay_ms from now would pass the retry deadline. */

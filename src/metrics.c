@@ -466,8 +466,9 @@ void zw_metrics_set_backlog(zw_metrics_t *m, long ready, long throttled)
     pthread_mutex_unlock(&m->lock);
 }
 
-void zw_metrics_set_budget(zw_metrics_t *m, const char *tenant, double tokens_available,
-                           double per_minute)
+/* Two per-tenant gauges at once; a tenant not configured is ignored. */
+static void set_tenant_pair(zw_metrics_t *m, const char *tenant, size_t off_a, double a,
+                            size_t off_b, double b)
 {
     size_t te;
 
@@ -477,24 +478,22 @@ void zw_metrics_set_budget(zw_metrics_t *m, const char *tenant, double tokens_av
     if (te == m->n_tenants)
         return;
     pthread_mutex_lock(&m->lock);
-    m->st.d[m->d_budget + te] = tokens_available;
-    m->st.d[m->d_budget_rate + te] = per_minute;
+    m->st.d[off_a + te] = a;
+    m->st.d[off_b + te] = b;
     pthread_mutex_unlock(&m->lock);
+}
+
+void zw_metrics_set_budget(zw_metrics_t *m, const char *tenant, double tokens_available,
+                           double per_minute)
+{
+    if (m)
+        set_tenant_pair(m, tenant, m->d_budget, tokens_available, m->d_budget_rate, per_minute);
 }
 
 void zw_metrics_set_tenant_events(zw_metrics_t *m, const char *tenant, long held, long deferred)
 {
-    size_t te;
-
-    if (!m)
-        return;
-    te = find_tenant(m, tenant);
-    if (te == m->n_tenants)
-        return;
-    pthread_mutex_lock(&m->lock);
-    m->st.d[m->d_events + te] = (double)held;
-    m->st.d[m->d_deferred + te] = (double)deferred;
-    pthread_mutex_unlock(&m->lock);
+    if (m)
+        set_tenant_pair(m, tenant, m->d_events, (double)held, m->d_deferred, (double)deferred);
 }
 
 /* Where (topic, partition) is or would go in the sorted array; *found says

@@ -133,15 +133,7 @@ static void send_next(zw_job_t *job)
                       path ? path : call.path, call.body, zw_auth_header(auth), call.endpoint,
                       errstr, sizeof(errstr));
     free(path);
-    req = zw_tenant_send(job->tenant, req, answer_single, job);
-    if (!req) {
-        zw_job_fail(job, "transient_exhausted", 0, "LocalError", "cannot start a Zendesk request");
-        return;
-    }
-    job->http = req;
-    job->token_gen = zw_auth_gen(auth);
-    if (job->attempts == 0)
-        job->attempts = 1;
+    zw_job_send(job, req, answer_single);
 }
 
 /* ---- what comes next ---- */

@@ -295,15 +295,7 @@ static void send_next(zw_job_t *job)
     free(path);
     if (req)
         req->metric_endpoint = "list";
-    req = zw_tenant_send(job->tenant, req, page_answer, job);
-    if (!req) {
-        zw_job_fail(job, "transient_exhausted", 0, "LocalError", "cannot start a Zendesk request");
-        return;
-    }
-    job->http = req;
-    job->token_gen = zw_auth_gen(auth);
-    if (job->attempts == 0)
-        job->attempts = 1;
+    zw_job_send(job, req, page_answer);
 }
 
 static void drain_timer(void *arg)

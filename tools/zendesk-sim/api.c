@@ -499,6 +499,29 @@ static int page_size(ctx_t *c, const char *key, int def, int max, int *out)
     return 0;
 }
 
+/* Offset pagination's next_page, previous_page and count. */
+static void offset_links(json_object *o, const char *base, const char *suffix, int64_t page,
+                         int per_page, bool more, int64_t count)
+{
+    char url[700];
+
+    if (more) {
+        snprintf(url, sizeof(url), "%s%s?page=%lld&per_page=%d", base, suffix, (long long)page + 1,
+                 per_page);
+        json_object_object_add(o, "next_page", json_object_new_string(url));
+    } else {
+        json_object_object_add(o, "next_page", NULL);
+    }
+    if (page > 1) {
+        snprintf(url, sizeof(url), "%s%s?page=%lld&per_page=%d", base, suffix, (long long)page - 1,
+                 per_page);
+        json_object_object_add(o, "previous_page", json_object_new_string(url));
+    } else {
+        json_object_object_add(o, "previous_page", NULL);
+    }
+    json_object_object_add(o, "count", json_object_new_int64(count));
+}
+
 static void base_url(ctx_t *c, const char *path, char *out, size_t outsz)
 {
     snprintf(out, outsz, "http://%s%s", c->req->host, path);
@@ -533,21 +556,9 @@ static void list_offset(ctx_t *c, const char *root, const char *path, bool delet
     }
     json_object *o = json_object_new_object();
     json_object_object_add(o, root, arr);
-    char url[600], base[400];
+    char base[400];
     base_url(c, path, base, sizeof(base));
-    if (skip + per_page < count) {
-        snprintf(url, sizeof(url), "%s.json?page=%lld&per_page=%d", base, (long long)page + 1, per_page);
-        json_object_object_add(o, "next_page", json_object_new_string(url));
-    } else {
-        json_object_object_add(o, "next_page", NULL);
-    }
-    if (page > 1) {
-        snprintf(url, sizeof(url), "%s.json?page=%lld&per_page=%d", base, (long long)page - 1, per_page);
-        json_object_object_add(o, "previous_page", json_object_new_string(url));
-    } else {
-        json_object_object_add(o, "previous_page", NULL);
-    }
-    json_object_object_add(o, "count", json_object_new_int64(count));
+    offset_links(o, base, ".json", page, per_page, skip + per_page < count, count);
     sim_resp_json(c->resp, 200, o);
 }
 
@@ -1268,19 +1279,7 @@ static void memberships_list(ctx_t *c, int64_t user_id)
         int64_t count = 0;
         for (size_t i = 0; i < c->acct->nmemberships; i++)
             count += !user_id || c->acct->memberships[i].user_id == user_id;
-        if (more) {
-            snprintf(url, sizeof(url), "%s?page=%lld&per_page=%d", base, (long long)page + 1, size);
-            json_object_object_add(o, "next_page", json_object_new_string(url));
-        } else {
-            json_object_object_add(o, "next_page", NULL);
-        }
-        if (page > 1) {
-            snprintf(url, sizeof(url), "%s?page=%lld&per_page=%d", base, (long long)page - 1, size);
-            json_object_object_add(o, "previous_page", json_object_new_string(url));
-        } else {
-            json_object_object_add(o, "previous_page", NULL);
-        }
-        json_object_object_add(o, "count", json_object_new_int64(count));
+        offset_links(o, base, "", page, size, more, count);
     }
     sim_resp_json(c->resp, 200, o);
 }
