@@ -314,6 +314,12 @@ void zw_job_wait(zw_job_t *job, int64_t delay_ms)
     job->timer = zw_env_timer(job->js->env, delay_ms, retry_timer, job);
 }
 
+void zw_job_hold_for(zw_job_t *job, int64_t delay_ms)
+{
+    zw_env_cancel(job->js->env, &job->timer);
+    job->timer = zw_env_timer(job->js->env, delay_ms, retry_timer, job);
+}
+
 void zw_job_retry_later(zw_job_t *job, int64_t delay_ms)
 {
     job->js->env->stats.retries++;

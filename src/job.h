@@ -178,6 +178,10 @@ void zw_job_reject(zw_job_t *job, const char *reason, const char *cls, const cha
 /* Retries after delay_ms (counted as a retry), or just waits (not counted). */
 void zw_job_retry_later(zw_job_t *job, int64_t delay_ms);
 
+/* Submits the job again in delay_ms without counting a try or a retry: it
+ * waits on something of the worker's own, not on a Zendesk answer. */
+void zw_job_hold_for(zw_job_t *job, int64_t delay_ms);
+
 /* Sends the job's one request (req from zw_http_new, NULL when that failed)
  * through its tenant, fn getting the answer; records it as the job's
  * request in flight. false when it could not start: the job has failed. */

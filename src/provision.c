@@ -213,9 +213,15 @@ static bool guard_self(zw_job_t *job)
                     "lock the worker out of the tenant");
         return false;
     }
-    /* Not known yet (GET /users/me under way): look up again a moment later. */
-    zw_job_backoff_or_fail(job, 0, "WorkerIdentityUnknown",
-                           "the Zendesk user the worker acts as could not be learned");
+    /* Not known yet (GET /users/me under way): look up again a moment
+     * later, within the retry deadline. */
+    if (zw_job_past_deadline(job, 500)) {
+        zw_job_fail(job, "transient_exhausted", 0, "WorkerIdentityUnknown",
+                    "the Zendesk user the worker acts as could not be learned "
+                    "(GET /api/v2/users/me)");
+        return false;
+    }
+    zw_job_hold_for(job, 500);
     return false;
 }
 

@@ -355,9 +355,16 @@ static void auth_hold(void *arg)
     zw_tenants_hold(t->ts);
 }
 
+static void ask_self(zw_tenant_t *t);
+
+/* A grant ended: with a token, learn whom it acts as before a leaver needs
+ * to know (zw_tenant_is_self). */
 static void auth_release(void *arg)
 {
     zw_tenant_t *t = arg;
+
+    if (t->cfg->auth_type != ZW_AUTH_API_TOKEN && t->self_id <= 0)
+        ask_self(t);
     zw_tenants_release(t->ts);
 }
 

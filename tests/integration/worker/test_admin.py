@@ -124,7 +124,8 @@ def endpoint_class(req):
         path = path[:-5]
     if method == "POST" and path == "/oauth/tokens":
         return "oauth"
-    if method == "GET" and (path == "/api/v2/users/show_many"
+    if method == "GET" and (path in ("/api/v2/users/show_many", "/api/v2/users/search",
+                                     "/api/v2/users/me")
                             or re.fullmatch(r"/api/v2/users/\d+/group_memberships", path)):
         return "read"
     if method == "GET" and (path == "/api/v2/users" or path.startswith("/api/v2/incremental/users")):

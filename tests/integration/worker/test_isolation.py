@@ -178,3 +178,33 @@ def test_two_replicas_stay_within_the_budget(make_env):
 
 def test_three_replicas_stay_within_the_budget(make_env):
     _share_test(make_env, 3)
+
+
+def test_a_blocked_tenants_deferred_events_survive_a_restart(make_env):
+    """A tenant blocked for long keeps its events safe: while some are deferred nothing is
+    committed past the first of them, so a replica restarted meanwhile (here: stopped, then
+    started with the budget back) reads and finishes every one, and Zendesk ends with all."""
+    env = make_env(partitions=2)
+    n = 1200
+    w = env.start_worker(tenant_over={"acme": {"plan_rpm": 10, "single_user_write_rpm": 10}},
+                         worker={"max_tenant_events": 100})
+    inputs = env.send([joiner("acme", f"R{i:04d}", "end-user") for i in range(n)])
+    wait_for(lambda: '"msg":"tenant holds as many events as it may' in open(w.log_path).read(),
+             30, "the tenant's events to be deferred")
+    time.sleep(2)  # a commit or two while deferred
+    env.stop_worker(w)
+    committed = env.committed_offsets()
+    per_part = {}
+    for inp in inputs:
+        per_part[inp.partition] = per_part.get(inp.partition, 0) + 1
+    for p, count in per_part.items():
+        # Far from the end: the deferred events (most of them) are not committed past.
+        assert committed.get(p, -1001) < count - 100, (p, committed, per_part)
+    env.start_worker(worker={"bulk_min_items": 0})   # the budget back to 6,000 a minute
+    results = env.wait_results(inputs, timeout=180, what="every event after the restart")
+    for inp in inputs:
+        assert {r.value["status"] for r in results[inp]} == {"succeeded"}, inp.key
+    users = env.sim.users_by_ext("acme")
+    assert all(f"r{i:04d}" in users for i in range(n))
+    env.stop_worker(env.workers[1])
+    env.assert_commits_at_end()
