@@ -114,8 +114,11 @@ void zw_zendesk_parse_endpoint_limit(const char *v, long *total, long *remaining
 
 static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
 {
-    zw_http_t *req = userp;
-    size_t len = size * nitems;
+    return zw_http_header_line(userp, line, size * nitems);
+}
+
+size_t zw_http_header_line(zw_http_t *req, const char *line, size_t len)
+{
     char value[80];
 
     /* A new status line (after a 100 Continue or a redirect) resets what an

@@ -106,6 +106,12 @@ void zw_http_pool_drain(void);
 /* Parses the response body as JSON. Returns a new reference or NULL. */
 json_object *zw_http_json(const zw_http_t *req);
 
+/* Takes one response header line of len bytes (as curl hands it, CRLF
+ * included or not) into req: request id, Retry-After, the rate-limit
+ * headers; a status line resets them. Returns len. (Curl's header callback;
+ * public so the fuzz targets reach it without a transfer.) */
+size_t zw_http_header_line(zw_http_t *req, const char *line, size_t len);
+
 /* The Zendesk error code of an error body ("RecordInvalid", "DuplicateValue"
  * from details when present, ...), copied into out; "" when none. */
 void zw_http_error_code(const zw_http_t *req, char *out, size_t out_size);
