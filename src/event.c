@@ -621,15 +621,22 @@ static void parse_user_fields(vctx_t *v, json_object *person, zw_person_t *p)
                  quoted(q, key), json_type_label(val));
             return;
         }
-        /* json-c clamps integers past 64 bits to these bounds, and Zendesk
-         * would store the clamped number: refuse rather than change it. */
-        if (t == json_type_int && (json_object_get_int64(val) == INT64_MIN ||
-                                   json_object_get_uint64(val) == UINT64_MAX)) {
-            verr(v, ZW_EVENT_ERR_INVALID_VALUE,
-                 "person.user_fields.%s: integer outside the range the worker can pass on "
-                 "exactly (-9223372036854775807 to 18446744073709551614)",
-                 quoted(q, key));
-            return;
+        /* An integral number (1e300 included) must fit a signed 64-bit
+         * integer: json-c clamps bigger ones, and Zendesk would store the
+         * clamped number, so refuse rather than change it. -2^63 itself is
+         * what json-c clamps to, so it is refused too. The schema says the
+         * same: integers from -9223372036854775807 to 9223372036854775807.
+         * A number past double range (1e400) is passed on as written. */
+        if (t == json_type_int || (t == json_type_double && isfinite(json_object_get_double(val)))) {
+            int64_t n = 0;
+            num_kind_t k = number_value(val, &n);
+            if (k == NUM_HUGE || k == NUM_TINY || (k == NUM_INTEGER && n == INT64_MIN)) {
+                verr(v, ZW_EVENT_ERR_INVALID_VALUE,
+                     "person.user_fields.%s: integer outside the range the worker can pass on "
+                     "exactly (-9223372036854775807 to 9223372036854775807)",
+                     quoted(q, key));
+                return;
+            }
         }
     }
     p->user_fields = json_object_get(uf);

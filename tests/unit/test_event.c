@@ -404,9 +404,17 @@ static const struct bad_case {
     {"user_field_int_past_uint64", MOVER(",\"user_fields\":{\"n\":99999999999999999999}"),
      ZW_EVENT_ERR_INVALID_VALUE,
      "person.user_fields.n: integer outside the range the worker can pass on exactly "
-     "(-9223372036854775807 to 18446744073709551614)",
+     "(-9223372036854775807 to 9223372036854775807)",
      "evt-1"},
     {"user_field_int_below_int64", MOVER(",\"user_fields\":{\"n\":-99999999999999999999}"),
+     ZW_EVENT_ERR_INVALID_VALUE, NULL, "evt-1"},
+    /* Integral numbers by value, as JSON Schema counts them: 2^63 as an
+     * integer literal (json-c keeps it unsigned) and 1e300 as a double. */
+    {"user_field_int_2_63", MOVER(",\"user_fields\":{\"n\":9223372036854775808}"),
+     ZW_EVENT_ERR_INVALID_VALUE, NULL, "evt-1"},
+    {"user_field_1e300", MOVER(",\"user_fields\":{\"n\":1e300}"), ZW_EVENT_ERR_INVALID_VALUE,
+     NULL, "evt-1"},
+    {"user_field_minus_2_63", MOVER(",\"user_fields\":{\"n\":-9223372036854775808}"),
      ZW_EVENT_ERR_INVALID_VALUE, NULL, "evt-1"},
     {"email_two_ats", MOVER(",\"email\":\"a@b@c\""), ZW_EVENT_ERR_INVALID_VALUE,
      "person.email: not an e-mail address", "evt-1"},
