@@ -269,10 +269,8 @@ void zw_consume_poll(zw_consume_t *c)
             c->more = true;
             break;
         }
-        if (c->js->n_jobs >= c->max_jobs) {
-            zw_consume_backpressure(c);
-            count_throttled(c);
-        }
+        if (c->js->n_jobs >= c->max_jobs)
+            zw_consume_backpressure(c); /* counts the throttled tenants' events too */
     }
     zw_tenants_release(c->js->tenants);
     zw_consume_backpressure(c);
